@@ -1,0 +1,10 @@
+"""Agent registry: config name → `Agent` subclass (with its `Params` model)."""
+
+from __future__ import annotations
+
+from neuroplastic.agents.base import Agent
+from neuroplastic.agents.td3 import TD3
+
+AGENTS: dict[str, type[Agent]] = {"td3": TD3}
+
+__all__ = ["AGENTS", "Agent"]

@@ -1,0 +1,142 @@
+"""What every agent offers to the loop and to methods."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+if TYPE_CHECKING:
+    from neuroplastic.config import RunConfig
+    from neuroplastic.envs import EnvSpec
+    from neuroplastic.methods.base import MethodStack
+    from neuroplastic.replay import Batch
+
+
+class AgentParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Agent:
+    """Online networks in `nets`, their Polyak targets in `targets`, one optimizer per network in `optimizers`.
+
+    Subclasses build `nets` in `build_nets`, then call `self._finish_build()`, which lets methods edit the
+    networks (`on_build`) and only then copies targets and creates optimizers.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = AgentParams
+    # Network roles that get a Polyak-averaged target copy.
+    target_roles: ClassVar[tuple[str, ...]] = ()
+
+    nets: dict[str, nn.Module]
+    targets: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def __init__(self, params: Any, env: EnvSpec, device: torch.device, methods: MethodStack, seed: int) -> None:
+        self.params = params
+        self.env = env
+        self.device = device
+        self.methods = methods
+        self.updates = 0
+        self.rng = np.random.default_rng(seed)
+        self.nets = {}
+        self.targets = {}
+        self.optimizers = {}
+
+    @classmethod
+    def config_problems(cls, cfg: RunConfig, params: dict) -> list[str]:
+        """Problems of a resolved config that only this agent can see (empty = fine)."""
+        return []
+
+    # --- construction ---------------------------------------------------------------------------
+    def build_net(self, role: str) -> nn.Module:
+        """A freshly initialised network for `role` (also used by Reset)."""
+        raise NotImplementedError
+
+    def make_optimizer(self, role: str) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def _finish_build(self) -> None:
+        self.methods.on_build(self)
+        for role in self.target_roles:
+            self.targets[role] = self.make_target(role)
+        for role in self.nets:
+            self.optimizers[role] = self.make_optimizer(role)
+
+    def make_target(self, role: str) -> nn.Module:
+        target = copy.deepcopy(self.nets[role])
+        target.requires_grad_(False)
+        return target
+
+    # --- acting and learning --------------------------------------------------------------------
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def log_values(self) -> dict[str, torch.Tensor]:
+        """Latest scalar training values as device tensors (read only at log intervals)."""
+        return {}
+
+    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics)."""
+        raise NotImplementedError
+
+    def nonfinite(self) -> torch.Tensor:
+        """A bool tensor: has any loss been non-finite since the start (checked at log intervals)."""
+        raise NotImplementedError
+
+    def _optimize(self, role: str, loss: torch.Tensor) -> None:
+        """Backward and step for one network, with the method hooks around the optimizer step."""
+        extra = self.methods.extra_loss(self, role)
+        if extra is not None:
+            loss = loss + extra
+        opt = self.optimizers[role]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.methods.before_optimizer_step(self, role, self.updates):
+            opt.step()
+        self.methods.after_optimizer_step(self, role, self.updates)
+
+    @torch.no_grad()
+    def polyak(self, role: str, tau: float) -> None:
+        online = [p for p in self.nets[role].parameters()]
+        target = [p for p in self.targets[role].parameters()]
+        torch._foreach_lerp_(target, online, tau)
+
+    # --- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "targets": {k: v.state_dict() for k, v in self.targets.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state["nets"].items():
+            _load_module(self.nets[k], v)
+        for k, v in state["targets"].items():
+            _load_module(self.targets[k], v)
+        for k, v in state["optimizers"].items():
+            self.optimizers[k].load_state_dict(v)
+        self.updates = state["updates"]
+        self.rng.bit_generator.state = state["rng"]
+
+
+def _load_module(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    # Mask buffers start as None and are created by methods; restore them by assignment so a
+    # checkpoint taken after masks appeared loads into a freshly built agent.
+    for name, sub in module.named_modules():
+        if hasattr(sub, "set_mask"):
+            key = f"{name}.mask" if name else "mask"
+            if key in state and state[key] is not None:
+                sub.mask = state[key].to(sub.weight.device)
+    module.load_state_dict(state)

@@ -1,0 +1,141 @@
+"""TD3 (Fujimoto, van Hoof, Meger, 2018), as in the author code (sfujim/TD3, current defaults).
+
+Actor s→256→256→|A| (ReLU, max_action·tanh); twin critics (s‖a)→256→256→1; Adam 3e-4 for both; batch 256,
+γ 0.99, Polyak τ 0.005; target-policy noise N(0, 0.2·max_action) clipped to ±0.5·max_action; the actor and
+both targets are updated every 2nd critic update; exploration noise N(0, 0.1·max_action).
+`critic: ne` selects the NE paper's critic (3 hidden layers per head, LayerNorm on the third's pre-activation).
+
+The update has no host synchronisation: losses stay on the device until a log interval reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from neuroplastic.agents.base import Agent, AgentParams
+from neuroplastic.nets import Actor, MLPSpec, TwinQ
+from neuroplastic.replay import Batch
+
+
+class TD3Params(AgentParams):
+    critic: Literal["td3", "ne"] = Field("td3", description="`td3`: 2×hidden; `ne`: 3×hidden, LN on the 3rd.")
+    hidden: int = Field(256, gt=0)
+    lr: float = Field(3e-4, gt=0)
+    batch_size: int = Field(256, gt=0)
+    gamma: float = Field(0.99, ge=0, le=1)
+    tau: float = Field(0.005, gt=0, le=1)
+    policy_delay: int = Field(2, gt=0)
+    policy_noise: float = Field(0.2, ge=0)
+    noise_clip: float = Field(0.5, ge=0)
+    expl_noise: float = Field(0.1, ge=0)
+    buffer_size: int = Field(1_000_000, gt=0)
+
+
+class TD3(Agent):
+    name = "td3"
+    Params = TD3Params
+    target_roles = ("actor", "critic")
+    params: TD3Params
+
+    def __init__(self, params: TD3Params, env, device, methods, seed: int) -> None:
+        super().__init__(params, env, device, methods, seed)
+        # Actor before critic: the author code's construction order, hence its RNG consumption.
+        self.nets["actor"] = self.build_net("actor")
+        self.nets["critic"] = self.build_net("critic")
+        self._finish_build()
+        self._last = {
+            "critic_loss": torch.zeros((), device=device),
+            "actor_loss": torch.zeros((), device=device),
+        }
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+
+    def net_specs(self) -> dict[str, MLPSpec]:
+        p, e = self.params, self.env
+        critic_hidden = (p.hidden,) * (3 if p.critic == "ne" else 2)
+        return {
+            "actor": MLPSpec(e.obs_dim, (p.hidden, p.hidden), e.act_dim),
+            "critic": MLPSpec(
+                e.obs_dim + e.act_dim,
+                critic_hidden,
+                1,
+                layernorm=frozenset({2}) if p.critic == "ne" else frozenset(),
+            ),
+        }
+
+    def build_net(self, role: str):
+        spec = self.methods.net_spec(role, self.net_specs()[role])
+        if role == "actor":
+            return Actor(spec, self.env.max_action).to(self.device)
+        if role == "critic":
+            return TwinQ(spec).to(self.device)
+        raise KeyError(role)
+
+    def make_optimizer(self, role: str) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.nets[role].parameters(), lr=self.params.lr)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        a = self.nets["actor"](o)[0].cpu().numpy()
+        if explore:
+            m = self.env.max_action
+            a = a + self.rng.normal(0.0, m * self.params.expl_noise, size=a.shape)
+            a = a.clip(-m, m)
+        return a.astype(np.float32)
+
+    def update(self, batch: Batch) -> None:
+        p, m = self.params, self.env.max_action
+        self.updates += 1
+        actor, critic = self.nets["actor"], self.nets["critic"]
+
+        with torch.no_grad():
+            noise = (torch.randn_like(batch.action) * (p.policy_noise * m)).clamp(-p.noise_clip * m, p.noise_clip * m)
+            next_action = (self.targets["actor"](batch.next_obs) + noise).clamp(-m, m)
+            tq1, tq2 = self.targets["critic"](batch.next_obs, next_action)
+            target_q = batch.reward + batch.not_done * p.gamma * torch.min(tq1, tq2)
+
+        q1, q2 = critic(batch.obs, batch.action)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        self._optimize("critic", critic_loss)
+        self._last["critic_loss"] = critic_loss.detach()
+        self._nonfinite |= ~torch.isfinite(self._last["critic_loss"])
+
+        if self.updates % p.policy_delay == 0:
+            actor_loss = -critic.q1_only(batch.obs, actor(batch.obs)).mean()
+            self._optimize("actor", actor_loss)
+            self._last["actor_loss"] = actor_loss.detach()
+            self._nonfinite |= ~torch.isfinite(self._last["actor_loss"])
+            self.polyak("critic", p.tau)
+            self.polyak("actor", p.tau)
+            self.methods.after_target_update(self)
+
+    def log_values(self) -> dict[str, torch.Tensor]:
+        return dict(self._last)
+
+    @torch.no_grad()
+    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        sa = torch.cat((batch.obs, batch.action), dim=-1)
+        critic = self.nets["critic"]
+        return {
+            "actor": self.nets["actor"].net.hidden_activations(batch.obs),
+            "critic": critic.q1.hidden_activations(sa) + critic.q2.hidden_activations(sa),
+        }
+
+    def nonfinite(self) -> torch.Tensor:
+        return self._nonfinite
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["last"] = {k: v.cpu() for k, v in self._last.items()}
+        state["nonfinite"] = self._nonfinite.cpu()
+        return state
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
+        self._nonfinite = state["nonfinite"].to(self.device)

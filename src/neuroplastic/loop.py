@@ -1,0 +1,312 @@
+"""The one training loop: collect, update, method hooks, log, evaluate, checkpoint.
+
+Iteration t (t = 1..steps) takes environment step t:
+  1. act: uniform random while t ≤ start_steps, else the agent's exploration policy;
+  2. env step, store the transition (`terminated` ends bootstrapping, `truncated` does not), reset on episode end;
+  3. `methods.on_step(agent, t)`;
+  4. if t > start_steps: sample (`methods.on_sample` may replace the batch), `agent.update`, `methods.on_update`;
+  5. every `log_every` steps: losses and plasticity metrics; every `eval_every` steps: `eval_return`;
+  6. every `checkpoint_every` steps: an atomic checkpoint of everything.
+A resumed run restores all of this and continues bit-identically (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuroplastic import envs, metrics, runlog
+from neuroplastic.agents import AGENTS, Agent
+from neuroplastic.checkpoint import Checkpointer
+from neuroplastic.config import RunConfig, canonical_json, run_id
+from neuroplastic.methods import RunContext, build_stack
+from neuroplastic.methods.base import MethodStack
+from neuroplastic.replay import ReplayBuffer
+from neuroplastic.seeding import global_rng_state, seed_everything, set_global_rng_state
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class RunDirError(RuntimeError):
+    pass
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    episode: int = 0
+    episode_return: float = 0.0
+    episode_steps: int = 0
+    train_seconds: float = 0.0
+    resumes: int = 0
+
+
+def default_ckpt_dir(out: Path) -> Path:
+    """`results/runs/<id>` → `results/ckpt/<id>`; elsewhere a sibling `ckpt/<name>` folder."""
+    out = Path(out)
+    parent = out.parent.parent if out.parent.name == "runs" else out.parent
+    return parent / "ckpt" / out.name
+
+
+@dataclass
+class Run:
+    """Everything a run holds in memory, built from a resolved config."""
+
+    cfg: RunConfig
+    device: torch.device
+    env: Any
+    agent: Agent
+    methods: MethodStack
+    replay: ReplayBuffer
+    metrics_gen: torch.Generator
+    obs: np.ndarray
+
+
+def build(cfg: RunConfig, device: torch.device) -> Run:
+    seed_everything(cfg.seed)
+    env = envs.make_env(cfg.env, cfg.seed)
+    obs, _ = env.reset(seed=cfg.seed)
+    spec = envs.spec_of(env)
+    ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
+    methods = build_stack(cfg.method, ctx)
+    agent_cls = AGENTS[cfg.agent["name"]]
+    params = agent_cls.Params.model_validate({k: v for k, v in cfg.agent.items() if k != "name"})
+    agent = agent_cls(params, spec, device, methods, cfg.seed)
+    capacity = min(getattr(params, "buffer_size", cfg.steps), cfg.steps)
+    replay = ReplayBuffer(spec.obs_dim, spec.act_dim, capacity, device, seed=cfg.seed)
+    metrics_gen = torch.Generator(device=device)
+    metrics_gen.manual_seed(cfg.seed + 1)
+    return Run(cfg, device, env, agent, methods, replay, metrics_gen, obs)
+
+
+def collect(run: Run, loop: LoopState, t: int) -> None:
+    """Take env step `t` and store it. Only `terminated` ends bootstrapping; time limits do not."""
+    if t <= run.cfg.start_steps:
+        action = run.env.action_space.sample()
+    else:
+        action = run.agent.act(run.obs, explore=True)
+    next_obs, reward, terminated, truncated, _ = run.env.step(action)
+    run.replay.add(run.obs, action, reward, next_obs, terminated)
+    loop.episode_return += float(reward)
+    loop.episode_steps += 1
+    if terminated or truncated:
+        run.obs, _ = run.env.reset()
+        loop.episode += 1
+        loop.episode_return, loop.episode_steps = 0.0, 0
+    else:
+        run.obs = next_obs
+    loop.step = t
+
+
+def evaluate(run: Run) -> float:
+    """Mean return of `eval_episodes` deterministic episodes on a fresh env seeded seed+100."""
+    cfg = run.cfg
+    env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET)
+    total = 0.0
+    for ep in range(cfg.eval_episodes):
+        obs, _ = env.reset(seed=cfg.seed + envs.EVAL_SEED_OFFSET) if ep == 0 else env.reset()
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(run.agent.act(obs, explore=False))
+            total += float(reward)
+            done = terminated or truncated
+    env.close()
+    return total / cfg.eval_episodes
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise one status line per `every_s` seconds (SLURM logs)."""
+
+    def __init__(self, total: int, initial: int, label: str, every_s: float = 60.0) -> None:
+        self.total, self.label, self.every_s = total, label, every_s
+        self.bar = None
+        self.last_print = time.monotonic()
+        self.last_return: float | None = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True)
+
+    def update(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        elif time.monotonic() - self.last_print >= self.every_s:
+            self.last_print = time.monotonic()
+            ret = "n/a" if self.last_return is None else f"{self.last_return:.1f}"
+            print(
+                f"[{self.label}] step {step}/{self.total} ({100 * step / self.total:.1f}%) last eval_return {ret}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def eval(self, value: float) -> None:
+        self.last_return = value
+        if self.bar is not None:
+            self.bar.set_postfix(eval_return=f"{value:.1f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _checkpoint_state(run: Run, loop: LoopState, log: runlog.MetricsLog) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "run_id": run_id(run.cfg),
+        "loop": asdict(loop),
+        "obs": run.obs,
+        "agent": run.agent.state_dict(),
+        "methods": run.methods.state_dict(),
+        "replay": run.replay.state_dict(),
+        "env": envs.get_state(run.env),
+        "rng": global_rng_state(),
+        "metrics_gen": run.metrics_gen.get_state(),
+        "log_offset": log.offset(),
+    }
+
+
+def _restore(run: Run, state: dict[str, Any]) -> tuple[LoopState, int]:
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"checkpoint format {state.get('format')} is not {CHECKPOINT_FORMAT}")
+    if state["run_id"] != run_id(run.cfg):
+        raise RunDirError(f"checkpoint belongs to run {state['run_id']}, not {run_id(run.cfg)}")
+    run.agent.load_state_dict(state["agent"])
+    run.methods.load_state_dict(state["methods"])
+    run.replay.load_state_dict(state["replay"])
+    envs.set_state(run.env, state["env"])
+    set_global_rng_state(state["rng"])
+    run.metrics_gen.set_state(state["metrics_gen"])
+    run.obs = state["obs"]
+    return LoopState(**state["loop"]), state["log_offset"]
+
+
+def _check_finite(run: Run, step: int) -> None:
+    if run.agent.updates > 0 and bool(run.agent.nonfinite()):
+        raise NonFiniteLossError(
+            f"non-finite loss before step {step} (run {run_id(run.cfg)}, env {run.cfg.env}); "
+            "the run is stopped and no `done` is written"
+        )
+
+
+def _log_training(run: Run, step: int) -> dict[str, float]:
+    agent = run.agent
+    values: dict[str, float] = {}
+    _check_finite(run, step)
+    if agent.updates > 0:
+        names = list(agent.log_values())
+        vals = torch.stack([v.float() for v in agent.log_values().values()]).cpu().tolist()
+        values.update(zip(names, vals, strict=True))
+        values["updates"] = float(agent.updates)
+    if len(run.replay) > 0:
+        batch = run.replay.sample(run.cfg.metrics_batch, generator=run.metrics_gen)
+        values.update(metrics.plasticity(agent.hidden_activations(batch)))
+    values.update(run.methods.log_metrics(agent, run.replay, step))
+    return values
+
+
+def train(
+    cfg: RunConfig,
+    out: Path,
+    ckpt_dir: Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rid = run_id(cfg)
+    cfg_path = out / runlog.CONFIG_JSON
+    text = json.dumps(json.loads(canonical_json(cfg)), indent=2, sort_keys=True) + "\n"
+    if cfg_path.exists() and cfg_path.read_text() != text:
+        raise RunDirError(f"{out} already holds a different run's config.json; use a new --out directory")
+    done = out / runlog.DONE
+    if done.exists():
+        print(f"[{rid}] already done: {done}", file=sys.stderr)
+        return done
+    runlog.atomic_write(cfg_path, text.encode())
+
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
+    run = build(cfg, dev)
+    ckpt = Checkpointer(ckpt_dir or default_ckpt_dir(out))
+    log = runlog.MetricsLog(out / runlog.METRICS_JSONL)
+    loop = LoopState()
+    latest = ckpt.latest()
+    offset = 0
+    if latest is not None:
+        loop, offset = _restore(run, latest[1])
+        loop.resumes += 1
+        print(f"[{rid}] resumed from checkpoint at step {loop.step}", file=sys.stderr)
+    log.open(offset)
+
+    agent, replay, methods, env = run.agent, run.replay, run.methods, run.env
+    bar = Progress(cfg.steps, loop.step, f"{rid} {cfg.env}") if progress else None
+    t0 = time.perf_counter()
+    try:
+        while loop.step < cfg.steps:
+            t = loop.step + 1
+            collect(run, loop, t)
+
+            methods.on_step(agent, t)
+            if t > cfg.start_steps:
+                batch = methods.on_sample(replay, t)
+                if batch is None:
+                    batch = replay.sample(agent.params.batch_size)
+                agent.update(batch)
+                methods.on_update(agent, batch, t)
+
+            row: dict[str, float] = {}
+            if t % cfg.log_every == 0:
+                row.update(_log_training(run, t))
+            if t % cfg.eval_every == 0:
+                row["eval_return"] = evaluate(run)
+                if bar:
+                    bar.eval(row["eval_return"])
+            log.write(t, row)
+            if cfg.checkpoint_every and t % cfg.checkpoint_every == 0 and t < cfg.steps:
+                loop.train_seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                ckpt.save(t, _checkpoint_state(run, loop, log))
+            if bar:
+                bar.update(t)
+        _check_finite(run, loop.step)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        loop.train_seconds += time.perf_counter() - t0
+    finally:
+        log.close()
+        if bar:
+            bar.close()
+        env.close()
+
+    rows = runlog.read_jsonl(out / runlog.METRICS_JSONL)
+    runlog.write_parquet(rows, out / runlog.METRICS_PARQUET)
+    man = runlog.manifest(
+        {
+            "run_id": rid,
+            "env_id": cfg.env,
+            "agent": cfg.agent["name"],
+            "methods": [m["name"] for m in cfg.method],
+            "device": str(dev),
+            "env_steps": loop.step,
+            "updates": agent.updates,
+            "wall_seconds": round(loop.train_seconds, 3),
+            "updates_per_s": round(agent.updates / loop.train_seconds, 3) if loop.train_seconds > 0 else None,
+            "env_steps_per_s": round(loop.step / loop.train_seconds, 3) if loop.train_seconds > 0 else None,
+            "resumes": loop.resumes,
+        }
+    )
+    runlog.atomic_write(out / runlog.MANIFEST_JSON, (json.dumps(man, indent=2, sort_keys=True) + "\n").encode())
+    runlog.atomic_write(done, (json.dumps({"run_id": rid, "rows": len(rows)}) + "\n").encode())
+    ckpt.clear()
+    return done

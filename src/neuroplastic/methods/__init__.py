@@ -1,0 +1,32 @@
+"""Method registry: config name → `Method` subclass (with its `Params` model).
+
+A new method is one file in this package with a `Method` subclass, added to `METHODS` below (or registered
+at run time with `register`). Config entries `{name: ..., **params}` are validated against `cls.Params`.
+"""
+
+from __future__ import annotations
+
+from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method], name: str | None = None) -> type[Method]:
+    key = name or cls.name
+    if not key:
+        raise ValueError(f"{cls.__name__} has no name")
+    METHODS[key] = cls
+    return cls
+
+
+def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
+    """Instantiate resolved config entries, in order."""
+    methods = []
+    for i, entry in enumerate(entries):
+        cls = METHODS[entry["name"]]
+        params = cls.Params.model_validate({k: v for k, v in entry.items() if k != "name"})
+        methods.append(cls(params, RunContext(**{**ctx.__dict__, "method_index": i})))
+    return MethodStack(methods)
+
+
+__all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]

@@ -1,0 +1,180 @@
+"""The method plug-in protocol.
+
+A method (an intervention such as NE, Reset or ReDo) never copies the agent. It is an object whose hooks the
+agent and the training loop call at fixed points. Every hook has a no-op default, so a method overrides only
+what it needs. Hooks, in the order they are called:
+
+Once, while the agent is built:
+  1. `net_spec(role, spec)`     edit the layer list of network `role` ("actor", "critic", ...) before it is built
+  2. `on_build(agent)`          wrap layers, add masks; runs before target networks and optimizers are made
+
+Every environment step (`step` = env steps taken so far, counted from 1):
+  3. `on_step(agent, step)`     before acting: resets, injections, anything scheduled in env steps
+
+Every gradient update (only once `step > start_steps`):
+  4. `on_sample(replay, step)`  return a `Batch` to replace the uniform sample (experience review), or None
+  5. inside `agent.update`, for each network the agent optimises ("critic", then "actor" on policy steps):
+       `extra_loss(agent, net)`               a term added to that network's loss (L2-Init), or None
+       `before_optimizer_step(agent, net, u)` return False to skip this optimizer step (NE topology updates);
+                                              gradients are populated and unmasked here
+       `after_optimizer_step(agent, net, u)`  re-apply masks, project weights
+     and after the Polyak update of the targets: `after_target_update(agent)`
+  6. `on_update(agent, batch, step)`           after the whole update
+
+Every `log_every` env steps:
+  7. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
+
+Checkpointing: `state_dict()` / `load_state_dict()` hold everything the method needs to resume bit-identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from neuroplastic.agents.base import Agent
+    from neuroplastic.nets import MLPSpec
+    from neuroplastic.replay import Batch, ReplayBuffer
+
+
+class Params(BaseModel):
+    """Base of every method's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a method may know about the run it is part of."""
+
+    seed: int
+    steps: int
+    start_steps: int
+    device: torch.device
+    method_index: int = 0
+
+
+class Method:
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = Params
+    # Agent names the method applies to; None = every agent.
+    agents: ClassVar[frozenset[str] | None] = None
+
+    def __init__(self, params: BaseModel, ctx: RunContext) -> None:
+        self.params = params
+        self.ctx = ctx
+
+    def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
+        return spec
+
+    def on_build(self, agent: Agent) -> None:
+        pass
+
+    def on_step(self, agent: Agent, step: int) -> None:
+        pass
+
+    def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
+        return None
+
+    def extra_loss(self, agent: Agent, net: str) -> torch.Tensor | None:
+        return None
+
+    def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
+        return True
+
+    def after_optimizer_step(self, agent: Agent, net: str, update: int) -> None:
+        pass
+
+    def after_target_update(self, agent: Agent) -> None:
+        pass
+
+    def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
+        pass
+
+    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class MethodStack:
+    """Composes methods: every hook runs each method in config order."""
+
+    def __init__(self, methods: list[Method]) -> None:
+        self.methods = list(methods)
+
+    def __iter__(self):
+        return iter(self.methods)
+
+    def __len__(self) -> int:
+        return len(self.methods)
+
+    def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
+        for m in self.methods:
+            spec = m.net_spec(role, spec)
+        return spec
+
+    def on_build(self, agent: Agent) -> None:
+        for m in self.methods:
+            m.on_build(agent)
+
+    def on_step(self, agent: Agent, step: int) -> None:
+        for m in self.methods:
+            m.on_step(agent, step)
+
+    def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
+        for m in self.methods:
+            batch = m.on_sample(replay, step)
+            if batch is not None:
+                return batch
+        return None
+
+    def extra_loss(self, agent: Agent, net: str) -> torch.Tensor | None:
+        total = None
+        for m in self.methods:
+            term = m.extra_loss(agent, net)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
+
+    def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
+        take = True
+        for m in self.methods:
+            # Every method sees the hook, even when an earlier one already vetoed the step.
+            take = m.before_optimizer_step(agent, net, update) and take
+        return take
+
+    def after_optimizer_step(self, agent: Agent, net: str, update: int) -> None:
+        for m in self.methods:
+            m.after_optimizer_step(agent, net, update)
+
+    def after_target_update(self, agent: Agent) -> None:
+        for m in self.methods:
+            m.after_target_update(agent)
+
+    def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
+        for m in self.methods:
+            m.on_update(agent, batch, step)
+
+    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for m in self.methods:
+            out.update(m.log_metrics(agent, replay, step))
+        return out
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [m.state_dict() for m in self.methods]
+
+    def load_state_dict(self, states: list[dict[str, Any]]) -> None:
+        if len(states) != len(self.methods):
+            raise ValueError(f"checkpoint has {len(states)} method states, config has {len(self.methods)}")
+        for m, s in zip(self.methods, states, strict=True):
+            m.load_state_dict(s)
