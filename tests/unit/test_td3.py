@@ -82,20 +82,20 @@ def test_time_limits_bootstrap_terminations_do_not():
     import gymnasium as gym
 
     run = _run(start_steps=10_000)
-    # A 7-step time limit makes truncations frequent; random Hopper actions also terminate episodes.
-    run.env = gym.wrappers.TimeLimit(run.env.unwrapped, max_episode_steps=7)
+    # A 25-step time limit makes truncations frequent; random Hopper actions also terminate episodes.
+    run.env = gym.wrappers.TimeLimit(run.env.unwrapped, max_episode_steps=25)
     run.obs, _ = run.env.reset(seed=0)
     state = loop.LoopState()
     kinds = set()
-    for t in range(1, 400):
+    for t in range(1, 2000):
         before_episode = state.episode
         step_in_episode = state.episode_steps + 1
         loop.collect(run, state, t)
         nd = run.replay.not_done[run.replay.ptr - 1, 0].item()
         ended = state.episode != before_episode
-        if ended and step_in_episode == 7 and nd == 1.0:
+        if ended and step_in_episode == 25 and nd == 1.0:
             kinds.add("truncated-bootstraps")
-        if ended and step_in_episode < 7:
+        if ended and step_in_episode < 25:
             assert nd == 0.0
             kinds.add("terminated-cuts")
         if not ended:
