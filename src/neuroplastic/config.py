@@ -36,9 +36,7 @@ class RunConfig(_Strict):
     eval_episodes: int = Field(10, gt=0, description="Deterministic episodes per evaluation.")
     log_every: int = Field(5_000, gt=0, description="Env steps between loss/plasticity metric rows.")
     metrics_batch: int = Field(256, gt=0, description="Replay batch size for plasticity metrics.")
-    checkpoint_every: int = Field(
-        50_000, ge=0, description="Env steps between checkpoints (0 = never checkpoint)."
-    )
+    checkpoint_every: int = Field(50_000, ge=0, description="Env steps between checkpoints (0 = never checkpoint).")
     method: list[dict[str, Any]] = Field(
         default_factory=list, description="Interventions applied to the agent, in order; empty = plain agent."
     )

@@ -74,9 +74,7 @@ class MLP(nn.Module):
         for i, width in enumerate(spec.hidden):
             layers.append(MaskedLinear(fan_in, width))
             norms.append(
-                nn.LayerNorm(width, elementwise_affine=spec.layernorm_affine)
-                if i in spec.layernorm
-                else nn.Identity()
+                nn.LayerNorm(width, elementwise_affine=spec.layernorm_affine) if i in spec.layernorm else nn.Identity()
             )
             fan_in = width * widen
         layers.append(MaskedLinear(fan_in, spec.out_dim))

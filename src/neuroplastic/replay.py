@@ -60,9 +60,7 @@ class ReplayBuffer:
         # When full, the oldest entry sits at `ptr` and the window wraps around.
         return (offsets + self.ptr) % self.capacity
 
-    def sample(
-        self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None
-    ) -> Batch:
+    def sample(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None) -> Batch:
         idx = self.indices(batch_size, oldest, generator)
         return Batch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.not_done[idx])
 

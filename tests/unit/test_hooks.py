@@ -103,8 +103,9 @@ def test_hooks_run_in_documented_order(tmp_path):
 
 
 def test_vetoed_optimizer_step_leaves_weights_and_composes(tmp_path):
-    cfg = config.resolve(tiny_config(steps=220, start_steps=200, log_every=220, eval_every=220,
-                                     method=["_trace", "_freeze_actor"]))
+    cfg = config.resolve(
+        tiny_config(steps=220, start_steps=200, log_every=220, eval_every=220, method=["_trace", "_freeze_actor"])
+    )
     run = loop.build(cfg, torch.device("cpu"))
     before = [p.detach().clone() for p in run.agent.nets["actor"].parameters()]
     critic_before = [p.detach().clone() for p in run.agent.nets["critic"].parameters()]

@@ -35,7 +35,12 @@ def test_networks_match_author_shapes():
     assert [tuple(layer.weight.shape) for layer in actor.net.layers] == [(256, 11), (256, 256), (3, 256)]
     assert [tuple(layer.weight.shape) for layer in critic.q1.layers] == [(256, 14), (256, 256), (1, 256)]
     ne = _run(agent={"name": "td3", "critic": "ne"}).agent.nets["critic"]
-    assert [tuple(layer.weight.shape) for layer in ne.q2.layers] == [(256, 14), (256, 256), (256, 256), (1, 256)]
+    assert [tuple(layer.weight.shape) for layer in ne.q2.layers] == [
+        (256, 14),
+        (256, 256),
+        (256, 256),
+        (1, 256),
+    ]
     assert isinstance(ne.q1.norms[2], torch.nn.LayerNorm) and isinstance(ne.q1.norms[1], torch.nn.Identity)
 
 
@@ -56,12 +61,17 @@ def test_critic_update_matches_hand_computed_target():
     expected = (F.mse_loss(q1, y) + F.mse_loss(q2, y)).detach()
     assert torch.allclose(agent.log_values()["critic_loss"], expected, rtol=1e-6)
     # no actor step and no target update on the first update
-    assert all(torch.equal(a, b) for a, b in zip(t_actor.parameters(), agent.targets["actor"].parameters(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(t_actor.parameters(), agent.targets["actor"].parameters(), strict=True)
+    )
     agent.update(batch)  # update 2: actor and Polyak targets
     assert not all(
         torch.equal(a, b) for a, b in zip(t_actor.parameters(), agent.targets["actor"].parameters(), strict=True)
     )
-    expected_target = [(1 - p.tau) * t + p.tau * o for t, o in zip(t_critic.parameters(), agent.nets["critic"].parameters(), strict=True)]
+    expected_target = [
+        (1 - p.tau) * t + p.tau * o
+        for t, o in zip(t_critic.parameters(), agent.nets["critic"].parameters(), strict=True)
+    ]
     assert all(torch.allclose(e, t) for e, t in zip(expected_target, agent.targets["critic"].parameters(), strict=True))
 
 
