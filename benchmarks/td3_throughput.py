@@ -170,7 +170,8 @@ def main() -> None:
     print(f"ratio ours/ref     {statistics.median(ratios):9.3f}   (median over rounds; goal >= 0.9)")
     print(f"matmul 256x256     {gflops:9.1f} GFLOP/s")
     print(f"FLOP-bound limit   {gflops * 1e9 / ours_f:9.1f} updates/s")
-    print(f"fraction of limit  ours {o_med * ours_f / (gflops * 1e9):.3f}, reference {r_med * ref_f / (gflops * 1e9):.3f}")
+    limit = gflops * 1e9
+    print(f"fraction of limit  ours {o_med * ours_f / limit:.3f}, reference {r_med * ref_f / limit:.3f}")
 
 
 if __name__ == "__main__":
