@@ -78,7 +78,7 @@ class Run:
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
     seed_everything(cfg.seed)
-    env = envs.make_env(cfg.env, cfg.seed)
+    env = envs.make_env(cfg.env, cfg.seed, cfg.env_options)
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
@@ -115,7 +115,7 @@ def collect(run: Run, loop: LoopState, t: int) -> None:
 def evaluate(run: Run) -> float:
     """Mean return of `eval_episodes` deterministic episodes on a fresh env seeded seed+100."""
     cfg = run.cfg
-    env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET)
+    env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET, cfg.env_options)
     total = 0.0
     for ep in range(cfg.eval_episodes):
         obs, _ = env.reset(seed=cfg.seed + envs.EVAL_SEED_OFFSET) if ep == 0 else env.reset()
