@@ -100,7 +100,7 @@ def collect(run: Run, loop: LoopState, t: int) -> None:
     else:
         action = run.agent.act(run.obs, explore=True)
     next_obs, reward, terminated, truncated, _ = run.env.step(action)
-    run.replay.add(run.obs, action, reward, next_obs, terminated)
+    run.replay.add(run.obs, action, reward, next_obs, terminated, truncated)
     loop.episode_return += float(reward)
     loop.episode_steps += 1
     if terminated or truncated:
