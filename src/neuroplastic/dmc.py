@@ -47,7 +47,9 @@ class DMCOptions(BaseModel):
     episode_frames: int | None = Field(
         None, gt=0, description="Simulator frames per episode (None = the task's own limit, 1000 for the suite)."
     )
-    action_repeat: int | None = Field(None, gt=0, description="Frames per env step (None = 2 for pixels, 1 for states).")
+    action_repeat: int | None = Field(
+        None, gt=0, description="Frames per env step (None = 2 for pixels, 1 for states)."
+    )
     frame_stack: int = Field(3, gt=0, description="Pixels only: frames stacked on the channel axis.")
     size: int = Field(84, gt=0, description="Pixels only: rendered height and width.")
     camera: int | None = Field(None, ge=0, description="Pixels only: camera id (None = 2 for quadruped, else 0).")
@@ -108,7 +110,10 @@ def env_id_problem(env_id: str, options: dict[str, Any]) -> str | None:
             return f"env {env_id!r}: env_options {bad} apply to dmc-pixels envs only"
     repeat = opts.action_repeat or (2 if pixels else 1)
     if opts.episode_frames is not None and opts.episode_frames % repeat:
-        return f"env {env_id!r}: env_options.episode_frames={opts.episode_frames} is not a multiple of action_repeat={repeat}"
+        return (
+            f"env {env_id!r}: env_options.episode_frames={opts.episode_frames} "
+            f"is not a multiple of action_repeat={repeat}"
+        )
     return None
 
 

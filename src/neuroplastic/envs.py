@@ -49,7 +49,7 @@ def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | 
         return dmc.env_id_problem(env_id, options or {})
     if env_id in MUJOCO_IDS:
         if options:
-            return f"env_options {sorted(options)} are not accepted by gymnasium env {env_id!r} (only DMC envs take options)"
+            return f"env_options {sorted(options)} are not accepted by gymnasium env {env_id!r} (only DMC envs)"
         return None
     return (
         f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, "

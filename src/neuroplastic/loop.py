@@ -95,6 +95,7 @@ def build(cfg: RunConfig, device: torch.device) -> Run:
 
 def collect(run: Run, loop: LoopState, t: int) -> None:
     """Take env step `t` and store it. Only `terminated` ends bootstrapping; time limits do not."""
+    run.agent.env_step = t
     if t <= run.cfg.start_steps:
         action = run.env.action_space.sample()
     else:

@@ -270,8 +270,9 @@ class PixelReplay:
     def indices(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None):
         cand = self._candidates(oldest)
         g = self.generator if generator is None else generator
-        pick = torch.randint(0, cand.numel(), (batch_size,), generator=g, device=g.device).cpu()
-        return cand[pick]
+        pick = torch.randint(0, cand.numel(), (batch_size,), generator=g, device=g.device)
+        # The buffer's own generator lives on the host; only a device generator (metrics) needs the copy.
+        return cand[pick.to(cand.device)]
 
     def stack_slots(self, slots: torch.Tensor) -> torch.Tensor:
         """(B,) slot indices → (B, S) slot indices of their frame stacks, oldest first, clamped at resets."""

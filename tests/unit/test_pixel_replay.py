@@ -102,7 +102,7 @@ def test_reconstruction_equals_naive_stacking(stack, n, capacity):
 
 def test_frames_are_stored_once_and_sampling_is_uniform_over_valid():
     replay = PixelReplay((9, H, W), 2, 1000, torch.device("cpu"), seed=0)
-    records, writes = _fill(replay, 3, [(50, "truncated"), (30, "truncated")])
+    _, writes = _fill(replay, 3, [(50, "truncated"), (30, "truncated")])
     assert replay.filled == writes == 82  # one slot per step plus one reset frame per episode
     assert replay.frames.shape == (1000, FC, H, W) and replay.frames.dtype == torch.uint8
     idx = replay.indices(20000)
@@ -140,6 +140,6 @@ def test_memory_estimate_matches_allocation_and_budget():
 
 def test_too_big_buffer_fails_before_allocating(monkeypatch):
     monkeypatch.setattr("neuroplastic.replay.mem_available_bytes", lambda: 10 * 2**30)
-    with pytest.raises(ReplayMemoryError, match="needs 21.*GiB.*only 10.00 GiB are available.*buffer_size"):
+    with pytest.raises(ReplayMemoryError, match=r"needs 21.*GiB.*only 10.00 GiB are available.*buffer_size"):
         PixelReplay((9, 84, 84), 6, 1_100_000, torch.device("cpu"), seed=0)
     PixelReplay((9, 84, 84), 6, 100_000, torch.device("cpu"), seed=0)  # 2 GiB fits

@@ -34,6 +34,8 @@ class Agent:
     target_roles: ClassVar[tuple[str, ...]] = ()
     # Gradient updates per env step once training starts; methods (Adaptive RR) may change it at run time.
     replay_ratio: float = 1.0
+    # Env steps taken so far; the loop sets it before acting at step t (schedules in env steps read it).
+    env_step: int = 0
 
     nets: dict[str, nn.Module]
     targets: dict[str, nn.Module]
@@ -96,21 +98,35 @@ class Agent:
         """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics)."""
         raise NotImplementedError
 
+    def training_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        """Hidden activations on the latest training batch as the update saw it (for per-update statistics
+        such as Adaptive RR's critic FAU). Agents that transform the batch (DrQ-v2 augments it) override this;
+        by default it is `hidden_activations(batch)`."""
+        return self.hidden_activations(batch)
+
     def nonfinite(self) -> torch.Tensor:
         """A bool tensor: has any loss been non-finite since the start (checked at log intervals)."""
         raise NotImplementedError
 
-    def _optimize(self, role: str, loss: torch.Tensor) -> None:
-        """Backward and step for one network, with the method hooks around the optimizer step."""
-        extra = self.methods.extra_loss(self, role)
-        if extra is not None:
-            loss = loss + extra
-        opt = self.optimizers[role]
-        opt.zero_grad(set_to_none=True)
+    def _optimize(self, role: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """Backward and step, with the method hooks around each optimizer step.
+
+        `role` may name several networks trained by one loss (DrQ-v2's critic loss also trains the encoder):
+        every role's `extra_loss` is added, one backward pass fills all gradients, then each role in order gets
+        `before_optimizer_step` → its optimizer step → `after_optimizer_step`.
+        """
+        roles = (role,) if isinstance(role, str) else tuple(role)
+        for r in roles:
+            extra = self.methods.extra_loss(self, r)
+            if extra is not None:
+                loss = loss + extra
+        for r in roles:
+            self.optimizers[r].zero_grad(set_to_none=True)
         loss.backward()
-        if self.methods.before_optimizer_step(self, role, self.updates):
-            opt.step()
-        self.methods.after_optimizer_step(self, role, self.updates)
+        for r in roles:
+            if self.methods.before_optimizer_step(self, r, self.updates):
+                self.optimizers[r].step()
+            self.methods.after_optimizer_step(self, r, self.updates)
 
     @torch.no_grad()
     def polyak(self, role: str, tau: float) -> None:
