@@ -2,7 +2,8 @@
 
 Iteration t (t = 1..steps) takes environment step t:
   1. act: uniform random while t ≤ start_steps, else the agent's exploration policy;
-  2. env step, store the transition (`terminated` ends bootstrapping, `truncated` does not), reset on episode end;
+  2. env step, store the transition (`terminated` ends bootstrapping, `truncated` does not), reset on episode end
+     and call `methods.on_episode_end`;
   3. `methods.on_step(agent, t)`;
   4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
      so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
@@ -108,6 +109,7 @@ def collect(run: Run, loop: LoopState, t: int) -> None:
         run.obs, _ = run.env.reset()
         loop.episode += 1
         loop.episode_return, loop.episode_steps = 0.0, 0
+        run.methods.on_episode_end(run.agent, loop.episode, t)
     else:
         run.obs = next_obs
     loop.step = t
@@ -212,6 +214,8 @@ def _log_training(run: Run, step: int) -> dict[str, float]:
         vals = torch.stack([v.float() for v in agent.log_values().values()]).cpu().tolist()
         values.update(zip(names, vals, strict=True))
         values["updates"] = float(agent.updates)
+    # The replay-ratio trace: updates per env step in force now (Adaptive RR changes it during the run).
+    values["replay_ratio"] = float(agent.replay_ratio)
     if len(run.replay) > 0:
         batch = run.replay.sample(run.cfg.metrics_batch, generator=run.metrics_gen)
         values.update(metrics.plasticity(agent.hidden_activations(batch)))

@@ -6,7 +6,9 @@ at run time with `register`). Config entries `{name: ..., **params}` are validat
 
 from __future__ import annotations
 
+from neuroplastic.methods.adaptive_rr import AdaptiveRR
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
+from neuroplastic.methods.data_augmentation import DataAugmentation
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -17,6 +19,10 @@ def register(cls: type[Method], name: str | None = None) -> type[Method]:
         raise ValueError(f"{cls.__name__} has no name")
     METHODS[key] = cls
     return cls
+
+
+for _cls in (DataAugmentation, AdaptiveRR):
+    register(_cls)
 
 
 def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
