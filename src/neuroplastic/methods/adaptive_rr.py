@@ -95,10 +95,10 @@ class AdaptiveRR(Method):
         current = self.sum / self.count
         self.checks += 1
         self.last_value = float(current)  # one host read per check (every I episodes)
-        if self.reference is not None and self.switch_step is None:
-            if abs(self.last_value - float(self.reference)) <= self.params.threshold:
-                agent.replay_ratio = self.params.high
-                self.switch_step, self.switch_episode = step, episode
+        plateau = self.reference is not None and abs(self.last_value - float(self.reference)) <= self.params.threshold
+        if plateau and self.switch_step is None:
+            agent.replay_ratio = self.params.high
+            self.switch_step, self.switch_episode = step, episode
         self.reference = current
         self.sum, self.count = torch.zeros_like(self.sum), 0
 
