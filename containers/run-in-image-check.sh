@@ -1,13 +1,17 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Runs inside the built image (the Dockerfile's `test` stage, or the Apptainer %test section): the unit tests,
 # then a 300-step TD3 run through the console script. Prints one JSON line, prefixed CONTAINER_CHECK, that
 # tests/container/test_container.py asserts on. Fails (non-zero) if either part fails.
-set -eu
+set -euo pipefail
 SRC=${NEUROPLASTIC_SRC:-/opt/neuroplastic}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neuroplastic-check.XXXXXX")
 cd "$WORK"
 
 python -m pytest -q -p no:cacheprovider -c "$SRC/pyproject.toml" --rootdir "$SRC" "$SRC/tests/unit"
+
+# The EGL stack of the image (Mesa's llvmpipe here; NVIDIA's library on a GPU host), and gpu-smoke.sh itself.
+bash "$SRC/containers/gpu-smoke.sh" --updates 20 | tee smoke.txt
+sed -n 's/^GPU_SMOKE //p' smoke.txt > smoke.json
 
 cat > td3-300.yaml <<'YAML'
 agent: td3
@@ -34,6 +38,7 @@ run = Path("run")
 metrics = pd.read_parquet(run / "metrics.parquet")
 evals = metrics[metrics.metric == "eval_return"]
 manifest = json.loads((run / "manifest.json").read_text())
+smoke = json.loads(Path("smoke.json").read_text())
 summary = {
     "done": (run / "done").exists(),
     "eval_return": float(evals.value.iloc[-1]) if len(evals) else None,
@@ -45,6 +50,8 @@ summary = {
     "git_sha": manifest["git_sha"],
     "user": __import__("getpass").getuser(),
     "mujoco_gl": __import__("os").environ.get("MUJOCO_GL"),
+    "egl_frame_mean": smoke["frame_mean"],
+    "gl_renderer": smoke.get("gl_renderer"),
 }
 print("CONTAINER_CHECK " + json.dumps(summary, sort_keys=True))
 assert summary["done"] and summary["eval_finite"], summary
