@@ -5,6 +5,7 @@
 set -euo pipefail
 SRC=${NEUROPLASTIC_SRC:-/opt/neuroplastic}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neuroplastic-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT  # keeps the test stage's layer small
 cd "$WORK"
 
 python -m pytest -q -p no:cacheprovider -c "$SRC/pyproject.toml" --rootdir "$SRC" "$SRC/tests/unit"

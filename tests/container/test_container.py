@@ -87,6 +87,13 @@ def _local_torch_wheels() -> str | None:
     return str(wheels) if any(wheels.glob("torch-*.whl")) else None
 
 
+def _image_id(ref: str) -> str | None:
+    proc = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
 def test_image_builds_and_trains_inside(tmp_path: Path) -> None:
     t0 = time.monotonic()
     _ensure_tools()
@@ -105,6 +112,7 @@ def test_image_builds_and_trains_inside(tmp_path: Path) -> None:
             os.environ.get("NEUROPLASTIC_TORCH_INDEX", "https://download.pytorch.org/whl/cpu"),
         ]
 
+    previous = _image_id(TAG)
     # The test target: its last RUN step executes containers/run-in-image-check.sh in the image. A fresh nonce
     # makes that step run again even when every layer is cached.
     test_digest = tmp_path / "test-digest"
@@ -131,6 +139,9 @@ def test_image_builds_and_trains_inside(tmp_path: Path) -> None:
     assert summary["mujoco_gl"] == "egl"
     assert 0 < summary["egl_frame_mean"] < 255, "the EGL-rendered DMC frame is blank"
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", test_digest.read_text().strip())
+    if previous and previous != _image_id(TAG):
+        # The previous run's test image is now untagged; drop it so repeated runs do not pile up layers.
+        subprocess.run(["podman", "rmi", previous], capture_output=True, check=False)
 
     # The default target is the runtime image; its layers are all cached by now, so this is quick.
     digest_file = tmp_path / "runtime" / "digest"
