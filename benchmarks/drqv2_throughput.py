@@ -180,6 +180,7 @@ def main() -> None:
     print(f"neuroplastic DrQ-v2 {statistics.median(ours):9.2f} updates/s")
     print(f"reference DrQ-v2    {statistics.median(refs):9.2f} updates/s")
     print(f"ratio ours/ref      {statistics.median(ratios):9.3f}   (median over rounds; goal >= 0.9)")
+    agent = run.agent
     del run, ref, batches, stream
 
     # --- env frames/s --------------------------------------------------------------------------------
@@ -197,11 +198,10 @@ def main() -> None:
 
     # --- replay memory and sampling ------------------------------------------------------------------
     if args.buffer:
-        est = PixelReplay.estimate_bytes(args.buffer + args.buffer // 500 + 1, (9, 84, 84), spec.act_dim)
         before = rss_bytes()
-        replay = PixelReplay(
-            (9, 84, 84), spec.act_dim, args.buffer + args.buffer // 500 + 1, device, seed=0
-        )  # as DrQV2.make_replay sizes it
+        replay: PixelReplay = agent.make_replay(args.buffer, seed=0)  # sized and placed as in a run
+        est = PixelReplay.estimate_bytes(replay.capacity, (9, 84, 84), spec.act_dim)
+        print(f"replay frames on   {replay.frames_device}")
         t0 = time.perf_counter()
         fill(replay, args.buffer, spec.act_dim)
         fill_s = time.perf_counter() - t0

@@ -108,6 +108,11 @@ def mem_available_bytes() -> int | None:
     return None
 
 
+def cuda_free_bytes(device: torch.device) -> int:
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
 class ReplayMemoryError(MemoryError):
     """The machine lacks the memory a replay buffer would need."""
 
@@ -146,6 +151,7 @@ class PixelReplay:
         gamma: float = 0.99,
         frame_channels: int = 3,
         check_memory: bool = True,
+        frames_device: torch.device | None = None,
     ) -> None:
         channels, height, width = obs_shape
         if channels % frame_channels:
@@ -157,12 +163,20 @@ class PixelReplay:
             raise ValueError(f"replay capacity {capacity} is too small for frame stack {self.frame_stack}, n={nstep}")
         self.nstep, self.gamma = int(nstep), float(gamma)
         self.device = device
+        # Frames live in host memory, or on the GPU (`frames_device`) where they fit: then a batch is gathered
+        # on the device. Everything else (and the sampling RNG) stays on the host, so the draws are the same.
+        self.frames_device = torch.device("cpu") if frames_device is None else torch.device(frames_device)
         need = self.estimate_bytes(self.capacity, obs_shape, act_dim, frame_channels)
         if check_memory:
-            self.check_memory(need, self.capacity)
+            frame_bytes = self.capacity * frame_channels * height * width
+            if self.frames_device.type == "cuda":
+                self.check_memory(frame_bytes, self.capacity, cuda_free_bytes(self.frames_device), "GPU memory")
+                self.check_memory(need - frame_bytes, self.capacity)
+            else:
+                self.check_memory(need, self.capacity)
         c = self.capacity
         # `empty`: pages are committed as slots are filled, so RSS grows with the data, not the capacity.
-        self.frames = torch.empty((c, *self.frame_shape), dtype=torch.uint8)
+        self.frames = torch.empty((c, *self.frame_shape), dtype=torch.uint8, device=self.frames_device)
         self.action = torch.zeros((c, act_dim), dtype=torch.float32)
         self.reward = torch.zeros(c, dtype=torch.float32)
         self.terminal = torch.zeros(c, dtype=torch.bool)
@@ -189,13 +203,15 @@ class PixelReplay:
         return sum(t.numel() * t.element_size() for t in tensors)
 
     @staticmethod
-    def check_memory(need: int, capacity: int, available: int | None = None) -> None:
-        available = mem_available_bytes() if available is None else available
+    def check_memory(need: int, capacity: int, available: int | None = None, where: str = "host memory") -> None:
+        available = mem_available_bytes() if available is None and where == "host memory" else available
         if available is not None and need > available:
+            source = "MemAvailable in /proc/meminfo" if where == "host memory" else "torch.cuda.mem_get_info"
             raise ReplayMemoryError(
-                f"the pixel replay buffer needs {need / 2**30:.2f} GiB for {capacity} slots "
+                f"the pixel replay buffer needs {need / 2**30:.2f} GiB of {where} for {capacity} slots "
                 f"({need / capacity / 1024:.1f} KiB per transition) but only {available / 2**30:.2f} GiB are "
-                "available (MemAvailable in /proc/meminfo); lower the agent's buffer_size or use a bigger machine"
+                f"available ({source}); lower the agent's buffer_size, keep frames on the host "
+                "(replay_storage: host) or use a bigger machine"
             )
 
     # --- adding ------------------------------------------------------------------------------------
@@ -213,7 +229,7 @@ class PixelReplay:
                 if d == 0 or old_pos[d] >= d:
                     self.valid[(j + d + 1) % c] = False
         self.valid[j] = False
-        self.frames[j] = torch.from_numpy(np.ascontiguousarray(frame))
+        self.frames[j] = torch.from_numpy(np.ascontiguousarray(frame)).to(self.frames_device)
         if action is None:
             self.action[j] = 0.0
         else:
@@ -282,8 +298,10 @@ class PixelReplay:
 
     def stacked(self, slots: torch.Tensor) -> torch.Tensor:
         """Stacked observations (B, S·C, H, W) uint8 of the given slots."""
-        frames = self.frames[self.stack_slots(slots)]  # (B, S, C, H, W)
-        return frames.reshape(len(slots), -1, *self.frame_shape[1:])
+        # index_select is several times faster than advanced indexing for this row gather
+        rows = self.stack_slots(slots).flatten().to(self.frames_device)
+        frames = torch.index_select(self.frames, 0, rows)  # (B·S, C, H, W)
+        return frames.view(len(slots), -1, *self.frame_shape[1:])
 
     def gather(self, idx: torch.Tensor) -> Batch:
         c, n = self.capacity, self.nstep
@@ -315,6 +333,7 @@ class PixelReplay:
         n = self.filled
         # A full buffer is saved without a copy; a partial one copies only its filled slots.
         frames = self.frames if n == self.capacity else self.frames[:n].clone()
+        frames = frames.cpu()
         return {
             "frames": frames,
             "action": self.action[:n].clone(),

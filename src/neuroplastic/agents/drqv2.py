@@ -29,6 +29,8 @@ No host synchronisation in `update`: losses stay on the device until a log inter
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,6 +59,11 @@ class DrQV2Params(AgentParams):
     aug_pad: int = Field(4, ge=0, description="Random-shift augmentation: max shift in pixels (0 = none).")
     replay_ratio: float = Field(0.5, gt=0, description="Updates per agent step (DrQ-v2: 1 every 2 steps).")
     buffer_size: int = Field(1_000_000, gt=0, description="Replay capacity in transitions (quadruped_run: 1e5).")
+    replay_storage: Literal["auto", "host", "device"] = Field(
+        "auto",
+        description="Where replay frames live: host RAM, the training device (GPU), or auto = the GPU when they "
+        "fit in 80% of its free memory. Sampling draws the same indices either way.",
+    )
 
 
 def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -195,14 +202,22 @@ class DrQV2(Agent):
     def make_replay(self, capacity: int, seed: int) -> PixelReplay:
         # One slot per step plus one reset frame per episode, so `capacity` transitions fit.
         episodes = -(-capacity // max(1, self.env.max_episode_steps)) + 1
+        slots = capacity + episodes
+        frames_device = None
+        storage = self.params.replay_storage
+        if self.device.type == "cuda" and storage != "host":
+            frame_bytes = slots * int(np.prod(self.env.obs_shape)) // (self.env.obs_shape[0] // 3)
+            if storage == "device" or frame_bytes <= 0.8 * torch.cuda.mem_get_info(self.device)[0]:
+                frames_device = self.device
         return PixelReplay(
             self.env.obs_shape,
             self.env.act_dim,
-            capacity + episodes,
+            slots,
             self.device,
             seed=seed,
             nstep=self.params.nstep,
             gamma=self.params.gamma,
+            frames_device=frames_device,
         )
 
     # --- acting ---------------------------------------------------------------------------------
