@@ -60,6 +60,8 @@ class InjectedMLP(nn.Module):
         self.frozen_norms = copy.deepcopy(self.new_norms)
         for module in (*base.layers[k:], *base.norms[k:], self.frozen_layers, self.frozen_norms):
             module.requires_grad_(False)
+            for p in module.parameters():
+                p.grad = None  # no optimizer clears it any more
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []

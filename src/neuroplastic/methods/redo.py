@@ -1,13 +1,14 @@
 """ReDo — Recycling Dormant neurons (Sokar, Agarwal, Castro, Evci, ICML 2023).
 
 Every `interval` gradient steps (within [`start_update`, `end_update`)), score every hidden unit of every MLP
-of the selected networks on the first `score_batch` rows of the current training batch:
+of the selected networks on the current training batch (its first `score_batch` rows when set):
 s_i = E|h_i| / (mean_k E|h_k| + 1e-9) over the post-activation outputs (`metrics.unit_scores`). A unit is
 τ-dormant iff s_i ≤ τ. All scores are computed first, from one forward pass; then, for each dormant unit:
   1. its incoming weights (row of its layer) ← a fresh draw of the layer's own initializer (the agent's
      `build_net` under a seed derived from the run seed and the recycle number; the global RNG is untouched);
   2. its bias ← 0; where the layer has a LayerNorm with affine parameters, the unit's gain ← 1, offset ← 0;
-  3. its outgoing weights (column(s) of the next layer) ← 0;
+  3. its outgoing weights (column(s) of the next layer) ← 0, after all incoming rows are redrawn (so an entry
+     linking two dormant units ends up 0);
   4. the Adam moments (exp_avg, exp_avg_sq) of those incoming rows and outgoing columns (and of the LayerNorm
      entries) ← 0; the Adam step count is kept and the bias moments are kept unless `reset_bias_moments`
      (the official JAX code's behaviour).
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
 class ReDoParams(Params):
     tau: float = Field(0.1, ge=0, description="Dormancy threshold τ (s ≤ τ is dormant).")
     interval: int = Field(1000, gt=0, description="Gradient steps between recycling steps.")
-    score_batch: int = Field(256, gt=0, description="Rows of the training batch used for the scores.")
+    score_batch: int | None = Field(
+        None, gt=0, description="Rows of the training batch used for the scores; None = the whole batch."
+    )
     nets: NetChoice = Field("both", description="Networks whose hidden units are recycled.")
     start_update: int = Field(0, ge=0, description="No recycling before this gradient step.")
     end_update: int | None = Field(
@@ -70,7 +73,8 @@ class ReDo(Method):
         if missing:
             raise ValueError(f"redo.nets: agent {agent.name!r} has no network(s) {missing}")
         batch_size = getattr(agent.params, "batch_size", None)
-        if batch_size is not None and self.params.score_batch > batch_size:
+        score_batch = self.params.score_batch
+        if batch_size is not None and score_batch is not None and score_batch > batch_size:
             raise ValueError(f"redo.score_batch={self.params.score_batch} exceeds the agent's batch_size={batch_size}")
 
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
@@ -83,7 +87,7 @@ class ReDo(Method):
     def recycle(self, agent: Agent, batch: Batch, number: int) -> dict[str, list[torch.Tensor]]:
         """Recycle the dormant units now; returns the dormant masks per role (one bool tensor per hidden layer)."""
         n = self.params.score_batch
-        sub = type(batch)(*(t[:n] for t in batch))
+        sub = batch if n is None else type(batch)(*(t[:n] for t in batch))
         activations = agent.hidden_activations(sub)
         dormant_by_role: dict[str, list[torch.Tensor]] = {}
         for role in roles_of(self.params.nets):
@@ -119,7 +123,7 @@ class ReDo(Method):
     def _recycle_mlp(self, mlp: MLP, fresh: MLP, dormant: list[torch.Tensor], opt) -> None:
         crelu = mlp.spec.activation == "crelu"
         for i, dead in enumerate(dormant):
-            layer, nxt, norm = mlp.layers[i], mlp.layers[i + 1], mlp.norms[i]
+            layer, norm = mlp.layers[i], mlp.norms[i]
             live_rows = (~dead).to(layer.weight.dtype)
             # Incoming weights: fresh rows for dormant units, bias 0.
             layer.weight.copy_(torch.where(dead[:, None], fresh.layers[i].weight, layer.weight))
@@ -135,7 +139,10 @@ class ReDo(Method):
                 norm.bias.mul_(live_rows)
                 _zero_moments(opt, norm.weight, live_rows)
                 _zero_moments(opt, norm.bias, live_rows)
-            # Outgoing weights: the unit's column(s) in the next layer.
+        # Outgoing weights last: where a dormant unit feeds a dormant unit of the next layer, the entry is 0.
+        for i, dead in enumerate(dormant):
+            nxt = mlp.layers[i + 1]
+            live_rows = (~dead).to(nxt.weight.dtype)
             live_cols = torch.cat((live_rows, live_rows)) if crelu else live_rows
             nxt.weight.mul_(live_cols[None, :])
             _zero_moments(opt, nxt.weight, live_cols[None, :])
