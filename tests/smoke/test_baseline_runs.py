@@ -1,5 +1,6 @@
-"""Every baseline trains on TD3 and on SAC through `loop.train`; compositions work; runs equal plain TD3 until
-the method first acts; Reset and Plasticity Injection runs resume bit-identically after a SIGKILL."""
+"""Baselines through `loop.train`: compositions work; runs equal plain TD3 until the method first acts; Reset and
+Plasticity Injection runs resume bit-identically after a SIGKILL. (Every (agent, method) pair alone is trained by
+`test_every_method.py` with each method's `smoke_params`.)"""
 
 from __future__ import annotations
 
@@ -22,18 +23,6 @@ from tests.baseline_helpers import one_thread
 from tests.conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.smoke
-
-# Params that make each method act inside a 1000-step run with 500 random steps.
-ACTING = {
-    "reset": {"interval": 700},
-    "redo": {"interval": 100},
-    "plasticity_injection": {"at_step": 700},
-    "layernorm": {},
-    "nap": {},
-    "crelu": {"nets": "both"},
-    "l2_init": {},
-    "shrink_perturb": {"interval": 700},
-}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -64,18 +53,6 @@ def _train(cfg: dict, out: Path) -> dict[str, dict[int, float]]:
     return series
 
 
-@pytest.mark.parametrize("agent", ["td3", "sac"])
-@pytest.mark.parametrize("method", sorted(ACTING))
-def test_every_method_trains_on_every_agent(tmp_path, agent, method):
-    series = _train(_cfg([{"name": method, **ACTING[method]}], agent=agent), tmp_path / "run")
-    assert (tmp_path / "run" / "done").exists()
-    assert math.isfinite(series["eval_return"][1000])
-    assert all(math.isfinite(v) for v in series["critic_loss"].values())
-    assert series["updates"][1000] == 500
-    if method == "redo":
-        assert series["redo.recycles"][1000] == 5
-
-
 COMPOSITIONS = [
     ("td3", [{"name": "redo", "interval": 100}, {"name": "layernorm"}]),
     ("td3", [{"name": "redo", "interval": 100}, {"name": "crelu", "nets": "both"}]),
@@ -91,6 +68,10 @@ COMPOSITIONS = [
 def test_methods_compose(tmp_path, agent, methods):
     series = _train(_cfg(methods, agent=agent), tmp_path / "run")
     assert math.isfinite(series["eval_return"][1000])
+    assert all(math.isfinite(v) for v in series["critic_loss"].values())
+    assert series["updates"][1000] == 500
+    if methods[0]["name"] == "redo":
+        assert series["redo.recycles"][1000] == 5
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from neuroplastic.methods._common import fresh_net, seed_for
 from neuroplastic.methods.injection import InjectedMLP
 from tests.baseline_helpers import advance, build, equal_states, full_state, one_thread, snapshot, the_method
 from tests.conftest import tiny_config
+from tests.unit.test_no_host_sync import forbid_host_sync
 
 START = 100
 
@@ -503,3 +504,32 @@ def test_shrink_perturb_mixes_weights_with_a_fresh_initialisation():
         assert not torch.equal(rand[name], initial[name])
     assert equal_states(_params(a.nets["actor"]), actor) == []  # default: critic only
     assert equal_states(_params(a.targets["critic"]), target) == []
+
+
+# --- no host synchronisation in the per-step path ----------------------------------------------------------
+ACTING_AT = {
+    "reset": {"interval": START + 3},
+    "redo": {"interval": 2, "tau": 0.5},
+    "plasticity_injection": {"at_step": START + 3},
+    "layernorm": {},
+    "nap": {},
+    "crelu": {"nets": "both"},
+    "l2_init": {},
+    "shrink_perturb": {"interval": START + 3},
+}
+
+
+@pytest.mark.parametrize("agent", ["td3", "sac"])
+@pytest.mark.parametrize("method", sorted(ACTING_AT))
+def test_method_hooks_do_not_sync_with_the_host(agent, method):
+    run, st = build({"name": method, **ACTING_AT[method]}, agent=agent, start_steps=START, steps=400)
+    advance(run, st, START)
+    for t in range(START + 1, START + 6):
+        loop.collect(run, st, t)  # acting syncs by nature (the env needs the action on the host)
+        with forbid_host_sync():
+            run.methods.on_step(run.agent, t)
+            batch = run.replay.sample(run.agent.params.batch_size)
+            run.agent.update(batch)
+            run.methods.on_update(run.agent, batch, t)
+    if method == "redo":
+        assert the_method(run).recycles == 2

@@ -8,7 +8,7 @@ parameter count stays close to the ReLU network's.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -24,6 +24,7 @@ class CReLUParams(Params):
 
 class CReLU(Method):
     name = "crelu"
+    smoke_params: ClassVar[dict[str, Any]] = {"nets": "both"}
     Params = CReLUParams
     params: CReLUParams
 

@@ -24,7 +24,7 @@ agent. After a resume, `prepare_restore` re-creates the structure before the age
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -101,6 +101,7 @@ def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
 
 class PlasticityInjection(Method):
     name = "plasticity_injection"
+    smoke_params: ClassVar[dict[str, Any]] = {"at_step": 700}
     Params = InjectionParams
     params: InjectionParams
 

@@ -22,7 +22,7 @@ keep their masked entries at zero. Everything runs on the device with no host sy
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -59,6 +59,7 @@ class ReDoParams(Params):
 
 class ReDo(Method):
     name = "redo"
+    smoke_params: ClassVar[dict[str, Any]] = {"interval": 100}
     Params = ReDoParams
     params: ReDoParams
 

@@ -15,7 +15,7 @@ is not reset.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -49,6 +49,7 @@ class ResetParams(Params):
 
 class Reset(Method):
     name = "reset"
+    smoke_params: ClassVar[dict[str, Any]] = {"interval": 700}
     Params = ResetParams
     params: ResetParams
 

@@ -9,7 +9,7 @@ or the period; the defaults (λ 0.8, μ 0.2, every 200k env steps, critic only) 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -30,6 +30,7 @@ class ShrinkPerturbParams(Params):
 
 class ShrinkPerturb(Method):
     name = "shrink_perturb"
+    smoke_params: ClassVar[dict[str, Any]] = {"interval": 700}
     Params = ShrinkPerturbParams
     params: ShrinkPerturbParams
 
