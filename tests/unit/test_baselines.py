@@ -533,3 +533,10 @@ def test_method_hooks_do_not_sync_with_the_host(agent, method):
             run.methods.on_update(run.agent, batch, t)
     if method == "redo":
         assert the_method(run).recycles == 2
+
+
+def test_injection_rejects_methods_that_cannot_follow_its_structure():
+    with pytest.raises(ValueError, match=r"plasticity_injection cannot be combined with \['redo'\]"):
+        build([{"name": "redo"}, {"name": "plasticity_injection"}])
+    run, _ = build([{"name": "plasticity_injection"}, {"name": "layernorm"}, {"name": "crelu"}])
+    assert run.agent.nets["critic"].q1.spec.activation == "crelu"

@@ -99,6 +99,10 @@ def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
     setattr(module.get_submodule(parent_name) if parent_name else module, attr, new)
 
 
+# Methods that address weights by name/position of the built network; after t* those no longer line up.
+WEIGHT_EDITORS = frozenset({"reset", "redo", "nap", "l2_init", "shrink_perturb"})
+
+
 class PlasticityInjection(Method):
     name = "plasticity_injection"
     smoke_params: ClassVar[dict[str, Any]] = {"at_step": 700}
@@ -111,6 +115,12 @@ class PlasticityInjection(Method):
         self.at = params.at_step if params.at_step is not None else max(1, int(params.at_fraction * ctx.steps))
 
     def on_build(self, agent: Agent) -> None:
+        clash = sorted({m.name for m in agent.methods if m.name in WEIGHT_EDITORS})
+        if clash:
+            raise ValueError(
+                f"plasticity_injection cannot be combined with {clash}: they edit the networks by parameter name "
+                "or by hidden layer and do not know the injected three-head structure"
+            )
         k = self.params.encoder_layers
         for role in roles_of(self.params.nets):
             if role not in agent.nets:
