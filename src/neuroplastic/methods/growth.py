@@ -74,12 +74,14 @@ class GrowthSettings:
 
 @dataclass
 class UpdateRecord:
-    """What the latest topology update of one network did, per layer key: (grown, pruned)."""
+    """What the latest topology update of one network did, per layer key: (grown, pruned), and the growth
+    budget k_grow each layer had (the prune cap is ⌊ω·k_grow⌋)."""
 
     phase: str
     position: int
     fraction: float
     layers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    budget: dict[str, int] = field(default_factory=dict)
 
 
 class NetworkGrowth:
@@ -163,20 +165,25 @@ class NetworkGrowth:
         growing = self.phase == "growing"
         frac = s.fraction(self.position) if growing else s.churn_fraction(self.position)
         plan = []
+        record_budget: dict[str, int] = {}
         for layer in self.layers:
             n, big_n = self.n_active[layer.key], layer.numel
             if growing:
                 if layer.key not in self.space:
                     density_cap = s.init_sparsity if s.growth_space == "code" else 1.0 - s.target_sparsity
                     self.space[layer.key] = max(0.0, density_cap * big_n - n)
-                k_grow = int(self.space[layer.key] * frac)
-                removed, n_removed = pruner.select(layer, n, k_grow, dormant, generator)
-                k_grow = k_grow if s.growth else 0
+                k_budget = int(self.space[layer.key] * frac)
+                # The code caps pruning by the budget n_grow; the paper by the grow set |I_grow|, which near
+                # full density is smaller than the budget (otherwise the network could shrink there).
+                cap_base = k_budget if pruner.mode == "code" else min(k_budget, big_n - n)
+                removed, n_removed = pruner.select(layer, n, cap_base, dormant, generator)
+                k_grow = k_budget if s.growth else 0
             else:
-                k_grow = int(n * frac)
+                k_grow = k_budget = int(n * frac)
                 removed = ops.prune_magnitude(layer.weight, layer.mask, k_grow)
                 n_removed = min(k_grow, n)
             plan.append([layer, k_grow, removed, n_removed])
+            record_budget[layer.key] = k_budget
 
         unknown = [p for p in plan if p[3] is None]
         if unknown:  # paper pruning: one device read for the whole network
@@ -184,7 +191,7 @@ class NetworkGrowth:
             for p, c in zip(unknown, counts, strict=True):
                 p[3] = int(c)
 
-        record = UpdateRecord(self.phase, self.position, frac)
+        record = UpdateRecord(self.phase, self.position, frac, budget=record_budget)
         for layer, k_grow, removed, n_removed in plan:
             mask = layer.mask
             eligible = ~mask | removed if s.regrow_pruned else ~mask

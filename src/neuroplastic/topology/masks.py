@@ -180,13 +180,20 @@ class Topology:
     ) -> dict[str, float]:
         """Mask `role` at global `sparsity`; returns the per-layer sparsity (0 = left dense, no mask).
 
+        The budget is every linear weight of the network (plus LayerNorm weights when `count_norms`), except
+        the first and last layer of each MLP when `dense_first_last`: those stay dense and do not count.
+
         Layer l keeps N_l − ⌊S_l·N_l⌋ entries (the NE code's count). Layers whose sparsity is ≤ 0 stay dense
         (`mask is None`) and never grow or shrink.
         """
         layers = self.layers[role]
         shapes = budget_shapes(self.nets[role], layers, count_norms)
-        dense = {layer.name for layer in layers if dense_first_last and (layer.is_first or layer.is_last)}
-        sparsities = layer_sparsities(distribution, shapes, sparsity, dense) if sparsity > 0 else {}
+        # Forced-dense first/last layers sit outside the budget: s₀ is the sparsity of the other layers (with
+        # them inside, a wide input layer such as Humanoid's 376 inputs would leave no budget at s₀ = 0.8).
+        for layer in layers:
+            if dense_first_last and (layer.is_first or layer.is_last):
+                del shapes[layer.name]
+        sparsities = layer_sparsities(distribution, shapes, sparsity) if sparsity > 0 and shapes else {}
         out = {}
         for layer in layers:
             s = sparsities.get(layer.name, 0.0)
