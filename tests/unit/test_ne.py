@@ -3,6 +3,7 @@ dead units, experience review (early segment, firing rate), hooks (skipped step,
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -60,9 +61,9 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
     opt = agent.optimizers["critic"]
     g = torch.Generator().manual_seed(1)
     growth_updates = 0
+    for layer in growth.layers:
+        layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
     while growth.phase == "growing":
-        for layer in growth.layers:
-            layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
         growth.update(growth_updates, opt, ne.pruner, None, ne.generator)
         if growth.last.phase == "growing":
             growth_updates += 1
@@ -157,7 +158,7 @@ def test_paper_pruning_respects_cap_and_density_never_decreases_until_target():
             break
     assert growth.phase == "frozen" and growth.density() == 1.0
     assert total_pruned > 0 and pruned_dead_rows > 0
-    assert all(b >= a for a, b in zip(densities, densities[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(densities))
 
 
 def test_pruned_count_matches_masks_in_paper_mode():
@@ -175,7 +176,7 @@ def test_pruned_count_matches_masks_in_paper_mode():
 
 # --- hooks: skipped step, masks after updates, targets, static and dense actor, composition ------------
 def test_topology_iteration_skips_the_optimizer_step_and_masks_hold():
-    agent, ne, stack = build("ne_code", hidden=64, delta=3)
+    agent, ne, _stack = build("ne_code", hidden=64, delta=3)
     critic_bias = agent.nets["critic"].q1.layers[0].bias
     for i in range(7):
         agent.update(random_batch(agent, seed=i))
@@ -195,7 +196,9 @@ def test_static_and_dense_actor():
     assert actor_masks  # ERK leaves the hidden layer sparse
     for i in range(6):
         agent.update(random_batch(agent, seed=i))
-    assert all(torch.equal(a, layer.mask) for a, layer in zip(actor_masks, ne.topology.sparse_layers("actor"), strict=True))
+    assert all(
+        torch.equal(a, layer.mask) for a, layer in zip(actor_masks, ne.topology.sparse_layers("actor"), strict=True)
+    )
     assert ne.growth["critic"].topology_updates == 6
     agent, ne, _ = build("ne", hidden=64, actor="dense")
     assert all(m.mask is None for m in agent.nets["actor"].net.layers)
@@ -295,9 +298,9 @@ class FakeAgent:
         kind, v = next(self.values)
         h = torch.zeros(100, 100)
         if kind == "dormant":  # fraction v of units dead, the rest active everywhere
-            h[:, int(round(v * 100)) :] = 1.0
+            h[:, round(v * 100) :] = 1.0
         else:  # FAU v: fraction v of all entries active
-            h.view(-1)[: int(round(v * h.numel()))] = 1.0
+            h.view(-1)[: round(v * h.numel())] = 1.0
         return {"critic": [h]}
 
 

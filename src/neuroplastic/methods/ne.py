@@ -113,6 +113,9 @@ class NEParams(Params):
     review_eps_decay: float = Field(
         0.5, gt=0.0, description="Paper mode: ε reaches its plateau at this fraction of T_end."
     )
+    review_when: Literal["below", "above"] = Field(
+        "below", description="Paper mode: review while ∇f < ε (issue) or while ∇f > ε (reviewers' Figure 5 reading)."
+    )
     review_awaken: float = Field(0.4, ge=0.0, le=1.0, description="Code mode: FAU threshold (awaken).")
     review_tamp: float = Field(0.9, gt=0.0, description="Code mode: gate temperature (Tamp).")
     review_batch: int = Field(256, gt=0, description="Batch size of trigger measurements.")
@@ -251,6 +254,7 @@ class NE(Method):
             eps_decay=p.review_eps_decay,
             awaken=p.review_awaken,
             tamp=p.review_tamp,
+            when=p.review_when,
         )
         self._agent = agent
 
