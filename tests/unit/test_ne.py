@@ -22,6 +22,15 @@ from neuroplastic.replay import Batch, ReplayBuffer
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two intra-op threads on a shared 2-core machine can be ~30x slower than one (spin-waiting under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: int = 256, extra=(), **params):
     cls = METHODS[name]
     ctx = RunContext(seed=0, steps=1_025_000, start_steps=25_000, device=CPU)
