@@ -70,10 +70,10 @@ def topology_update_seconds(agent, stack, replay, device: torch.device, repeats:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
+        dormant = None
+        if ne.pruner.needs_activations and ne.last_batch is not None:
+            dormant = ne.pruner.dormant_features(agent, list(ne.growth), ne.last_batch)
         for role, growth in ne.growth.items():
-            dormant = None
-            if ne.pruner.needs_activations and ne.last_batch is not None:
-                dormant = ne.pruner.dormant_features(agent, role, ne.last_batch)
             growth.update(agent.updates, agent.optimizers[role], ne.pruner, dormant, ne.generator)
         if device.type == "cuda":
             torch.cuda.synchronize()

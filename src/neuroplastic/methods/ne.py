@@ -182,6 +182,7 @@ class NE(Method):
         self.pruner = DormantPruning(p.prune_mode, p.omega, p.prune_tau, p.prune_connections, enabled=p.pruning)
         self.review: ExperienceReview | None = None
         self.last_batch: Batch | None = None
+        self._dormant_cache: tuple | None = None
         self.layer_sparsity: dict[str, dict[str, float]] = {}
 
     # --- build ----------------------------------------------------------------------------------
@@ -268,7 +269,12 @@ class NE(Method):
             return True
         dormant = None
         if self.pruner.needs_activations and growth.phase == "growing" and self.last_batch is not None:
-            dormant = self.pruner.dormant_features(agent, net, self.last_batch)
+            # One forward pass serves every network updated within the same agent update (the actor's
+            # weights do not change between the critic's topology update and its own).
+            key = (id(self.last_batch), agent.updates)
+            if self._dormant_cache is None or self._dormant_cache[0] != key:
+                self._dormant_cache = (key, self.pruner.dormant_features(agent, list(self.growth), self.last_batch))
+            dormant = self._dormant_cache[1]
         changed = growth.update(update, agent.optimizers[net], self.pruner, dormant, self.generator)
         return not (changed and self.params.skip_step)
 
