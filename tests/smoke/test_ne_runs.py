@@ -87,3 +87,26 @@ def test_ne_resume_is_bit_identical(tmp_path, monkeypatch):
     whole, split = _table(tmp_path / "whole"), _table(tmp_path / "split")
     assert whole["review.fired_total"].iloc[-1] > 0  # the review path (its RNGs) was exercised
     pd.testing.assert_frame_equal(whole, split, check_exact=True)
+
+
+def test_ne_kill_9_then_rerun_is_bit_identical(tmp_path):
+    """The foundation's kill -9 check with NE: masks, schedules, review RNGs and counters survive a SIGKILL."""
+    from tests.smoke.test_determinism_resume import _train_cli, run_killed_and_resumed
+
+    method = {"name": "ne", "delta": 20, "review_mode": "code", "review_every": 10, "review_awaken": 0.99}
+    cfg = tiny_config(
+        agent={"name": "td3", "critic": "ne", "hidden": 64},
+        steps=1600,
+        start_steps=300,
+        eval_every=800,
+        eval_episodes=1,
+        log_every=200,
+        checkpoint_every=400,
+        method=[method],
+    )
+    resumed = run_killed_and_resumed(tmp_path, cfg)
+    ref = tmp_path / "runs" / "reference"
+    proc = _train_cli(tmp_path / "cfg.yaml", ref)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()
+    assert resumed == (ref / "metrics.parquet").read_bytes()

@@ -378,3 +378,17 @@ def test_review_fires_at_the_documented_rate():
     agent = FakeAgent([("fau", 0.6)] * (n + 1))
     assert sum(review.sample(agent, rb, u) is not None for u in range(1, n + 1)) == 0
     assert review.log_metrics()["review.fired_frac"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["ne_code", "ne_no_pruning"])
+def test_update_path_with_topology_updates_has_no_host_sync(name):
+    """Counts are host-side, so topology updates (code pruning, or none) never read the device."""
+    from tests.unit.test_no_host_sync import forbid_host_sync
+
+    agent, ne, stack = build(name, hidden=32, delta=2, review=False)
+    batches = [random_batch(agent, seed=i) for i in range(8)]
+    with forbid_host_sync():
+        for i, b in enumerate(batches):
+            agent.update(b)
+            stack.on_update(agent, b, i)
+    assert ne.growth["critic"].topology_updates == 4

@@ -166,6 +166,8 @@ NECodeParams = params_with_defaults(
 class NE(Method):
     name: ClassVar[str] = "ne"
     Params: ClassVar[type[NEParams]] = NEParams
+    # 500 updates in the smoke tier: 10 topology updates and several review measurements.
+    smoke_params: ClassVar[dict[str, Any]] = {"delta": 50, "review_every": 50}
     params: NEParams
 
     def __init__(self, params: NEParams, ctx: RunContext) -> None:
