@@ -40,4 +40,13 @@ def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
     return MethodStack(methods)
 
 
+def _register_builtin() -> None:
+    from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
+
+    for cls in (NE, NECode, *NE_ABLATIONS.values()):
+        register(cls)
+
+
+_register_builtin()
+
 __all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]
