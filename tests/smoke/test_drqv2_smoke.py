@@ -39,25 +39,30 @@ def pixel_config(**overrides) -> dict:
     return cfg
 
 
-# Params that make each method act within this 300-step run (150 updates... at RR 0.5, 75 updates);
-# methods not listed use their own `smoke_params`.
+# Params that make each method act within this 300-step run (75 updates at RR 0.5); methods not listed use
+# their own `smoke_params`. Plasticity injection runs twice (actor head, critic head), as in Ma et al.
 PIXEL_SMOKE_PARAMS = {
     "reset": {"interval": 200, "nets": ["actor", "critic"], "last_layers": 3},
     "redo": {"interval": 20},
-    "plasticity_injection": {"at_step": 200, "encoder_layers": 0},
+    "plasticity_injection": {"at_step": 200, "encoder_layers": 0, "nets": "critic"},
+    "plasticity_injection[actor]": {"at_step": 200, "encoder_layers": 0, "nets": "actor"},
     "shrink_perturb": {"interval": 200},
     "data_augmentation": {"enabled": False, "from_step": 200},
     "adaptive_rr": {"check_every": 2, "threshold": 1.0},
+    "ne": {"delta": 20, "review_every": 20},
 }
 
+# NE's presets (ne_code, ne_no_review, ...) share NE's code path on DrQ-v2; `ne` stands for them here.
 DRQ_METHODS = sorted(
-    m for m, cls in METHODS.items() if not m.startswith("_") and (cls.agents is None or "drqv2" in cls.agents)
+    m for m, cls in METHODS.items() if not m.startswith(("_", "ne_")) and (cls.agents is None or "drqv2" in cls.agents)
 )
+CASES = ["none", *DRQ_METHODS, "plasticity_injection[actor]"]
 
 
-@pytest.mark.parametrize("method", ["none", *DRQ_METHODS])
-def test_drqv2_trains_with_method(tmp_path, method):
-    params = PIXEL_SMOKE_PARAMS.get(method, METHODS[method].smoke_params if method != "none" else {})
+@pytest.mark.parametrize("case", CASES)
+def test_drqv2_trains_with_method(tmp_path, case):
+    method = case.split("[")[0]
+    params = PIXEL_SMOKE_PARAMS.get(case, METHODS[method].smoke_params if method != "none" else {})
     entry = [] if method == "none" else [{"name": method, **params}]
     cfg = config.resolve(pixel_config(method=entry))
     loop.train(cfg, tmp_path / "run", progress=False)
@@ -80,6 +85,10 @@ def test_drqv2_trains_with_method(tmp_path, method):
         assert wide["updates"].max() == (STEPS - START) / 2
     if method == "data_augmentation":
         assert wide["da.enabled"].loc[150] == 1.0 and wide["da.enabled"].loc[300] == 0.0
+    if method == "redo":
+        assert wide["redo.recycles"].iloc[-1] >= 3 and "redo.recycled_fraction.encoder" in wide
+    if method == "ne":
+        assert "density.critic" in wide and "density.encoder" not in wide  # encoder and trunks stay dense
 
 
 def test_drqv2_kill_9_then_rerun_is_bit_identical(tmp_path):

@@ -221,3 +221,33 @@ def test_act_explores_with_the_schedule_and_is_deterministic_in_eval():
 def test_drqv2_needs_a_pixel_env():
     with pytest.raises(config.ConfigError, match="drqv2 learns from pixels"):
         config.resolve(tiny_config(agent="drqv2", env="dmc:cartpole-swingup"))
+
+
+def test_redo_recycles_dormant_conv_channels_and_their_outgoing_weights():
+    from neuroplastic.methods.redo import ReDo, ReDoParams
+
+    agent = _agent(size=20)
+    agent.update(_batch())  # populate Adam state
+    enc = agent.nets["encoder"]
+    with torch.no_grad():
+        # Make channel 3 of conv 1 and channel 5 of the last conv dead: negative bias, zero filter.
+        enc.convs[1].weight[3].zero_()
+        enc.convs[1].bias[3] = -1.0
+        enc.convs[3].weight[5].zero_()
+        enc.convs[3].bias[5] = -1.0
+    before = {k: v.detach().clone() for k, v in agent.nets["actor"].state_dict().items()}
+    redo = ReDo(ReDoParams(tau=0.0, nets="critic"), RunContext(0, 10, 0, torch.device("cpu")))
+    dormant = redo.recycle(agent, _batch(seed=2), number=1)
+    assert bool(dormant["encoder"][1][3]) and bool(dormant["encoder"][3][5])
+    assert float(enc.convs[1].bias.detach()[3]) == 0.0 and float(enc.convs[1].weight.detach()[3].abs().sum()) > 0
+    # outgoing: input channel 3 of conv 2 is zero, with its Adam moments
+    assert float(enc.convs[2].weight[:, 3].abs().sum()) == 0.0
+    assert float(agent.optimizers["encoder"].state[enc.convs[2].weight]["exp_avg"][:, 3].abs().sum()) == 0.0
+    # last conv: channel 5's 3×3 = 9 flattened positions are zero in both trunks
+    for role in ("actor", "critic"):
+        w = agent.nets[role].trunk[0].weight
+        assert float(w[:, 5 * 9 : 6 * 9].abs().sum()) == 0.0 and float(w[:, 4 * 9 : 5 * 9].abs().sum()) > 0
+    # the actor's head MLP was not selected (nets: critic), so it is unchanged
+    after = agent.nets["actor"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("policy."))
+    assert redo.log_metrics(agent, None, 0)["redo.recycled_fraction.encoder"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -15,6 +16,21 @@ if TYPE_CHECKING:
     from neuroplastic.envs import EnvSpec
     from neuroplastic.methods.base import MethodStack
     from neuroplastic.replay import Batch, ReplayBuffer
+
+
+@dataclass(frozen=True)
+class ConvChain:
+    """A conv stack whose channels methods may treat as units (ReDo recycles dormant conv channels).
+
+    `convs` are module names inside `agents.nets[role]`, in order: output channel i of conv k feeds input
+    channel i of conv k+1. `consumers` are (role, module name) of the linear layers that read the last conv's
+    output flattened channel-major, (C, H, W) → C·H·W columns (DrQ-v2: the actor and critic trunks).
+    `hidden_activations(batch)[role]` lists the post-ReLU maps of `convs`, in order.
+    """
+
+    role: str
+    convs: tuple[str, ...]
+    consumers: tuple[tuple[str, str], ...]
 
 
 class AgentParams(BaseModel):
@@ -70,6 +86,10 @@ class Agent:
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         raise NotImplementedError
+
+    def conv_chains(self) -> list[ConvChain]:
+        """The agent's conv stacks (pixel agents); none for MLP-only agents."""
+        return []
 
     def _finish_build(self) -> None:
         self.methods.on_build(self)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from neuroplastic.agents.base import Agent, AgentParams
+from neuroplastic.agents.base import Agent, AgentParams, ConvChain
 from neuroplastic.metrics import fau
 from neuroplastic.nets import MLP, ConvEncoder, ConvSpec, MLPSpec
 from neuroplastic.replay import Batch, PixelReplay
@@ -198,6 +198,10 @@ class DrQV2(Agent):
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.nets[role].parameters(), lr=self.params.lr)
+
+    def conv_chains(self) -> list[ConvChain]:
+        convs = tuple(f"convs.{i}" for i in range(len(self.nets["encoder"].convs)))
+        return [ConvChain("encoder", convs, (("actor", "trunk.0"), ("critic", "trunk.0")))]
 
     def make_replay(self, capacity: int, seed: int) -> PixelReplay:
         # One slot per step plus one reset frame per episode, so `capacity` transitions fit.

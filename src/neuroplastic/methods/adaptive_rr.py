@@ -53,6 +53,8 @@ class AdaptiveRR(Method):
     name = "adaptive_rr"
     Params = AdaptiveRRParams
     params: AdaptiveRRParams
+    # The low/high defaults are DrQ-v2's; the mechanism itself only needs a critic.
+    agents: ClassVar[frozenset[str] | None] = frozenset({"drqv2"})
     smoke_params: ClassVar[dict] = {"check_every": 2, "threshold": 1.0}
 
     def __init__(self, params: AdaptiveRRParams, ctx) -> None:
