@@ -3,6 +3,7 @@ dead units, experience review (early segment, firing rate), hooks (skipped step,
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -19,6 +20,15 @@ from neuroplastic.nets import MLP, MLPSpec
 from neuroplastic.replay import Batch, ReplayBuffer
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two intra-op threads on a shared 2-core machine can be ~30x slower than one (spin-waiting under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: int = 256, extra=(), **params):
@@ -60,9 +70,9 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
     opt = agent.optimizers["critic"]
     g = torch.Generator().manual_seed(1)
     growth_updates = 0
+    for layer in growth.layers:
+        layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
     while growth.phase == "growing":
-        for layer in growth.layers:
-            layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
         growth.update(growth_updates, opt, ne.pruner, None, ne.generator)
         if growth.last.phase == "growing":
             growth_updates += 1
@@ -157,7 +167,7 @@ def test_paper_pruning_respects_cap_and_density_never_decreases_until_target():
             break
     assert growth.phase == "frozen" and growth.density() == 1.0
     assert total_pruned > 0 and pruned_dead_rows > 0
-    assert all(b >= a for a, b in zip(densities, densities[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(densities))
 
 
 def test_pruned_count_matches_masks_in_paper_mode():
@@ -175,7 +185,7 @@ def test_pruned_count_matches_masks_in_paper_mode():
 
 # --- hooks: skipped step, masks after updates, targets, static and dense actor, composition ------------
 def test_topology_iteration_skips_the_optimizer_step_and_masks_hold():
-    agent, ne, stack = build("ne_code", hidden=64, delta=3)
+    agent, ne, _stack = build("ne_code", hidden=64, delta=3)
     critic_bias = agent.nets["critic"].q1.layers[0].bias
     for i in range(7):
         agent.update(random_batch(agent, seed=i))
@@ -195,7 +205,9 @@ def test_static_and_dense_actor():
     assert actor_masks  # ERK leaves the hidden layer sparse
     for i in range(6):
         agent.update(random_batch(agent, seed=i))
-    assert all(torch.equal(a, layer.mask) for a, layer in zip(actor_masks, ne.topology.sparse_layers("actor"), strict=True))
+    assert all(
+        torch.equal(a, layer.mask) for a, layer in zip(actor_masks, ne.topology.sparse_layers("actor"), strict=True)
+    )
     assert ne.growth["critic"].topology_updates == 6
     agent, ne, _ = build("ne", hidden=64, actor="dense")
     assert all(m.mask is None for m in agent.nets["actor"].net.layers)
@@ -295,9 +307,9 @@ class FakeAgent:
         kind, v = next(self.values)
         h = torch.zeros(100, 100)
         if kind == "dormant":  # fraction v of units dead, the rest active everywhere
-            h[:, int(round(v * 100)) :] = 1.0
+            h[:, round(v * 100) :] = 1.0
         else:  # FAU v: fraction v of all entries active
-            h.view(-1)[: int(round(v * h.numel()))] = 1.0
+            h.view(-1)[: round(v * h.numel())] = 1.0
         return {"critic": [h]}
 
 
@@ -366,3 +378,17 @@ def test_review_fires_at_the_documented_rate():
     agent = FakeAgent([("fau", 0.6)] * (n + 1))
     assert sum(review.sample(agent, rb, u) is not None for u in range(1, n + 1)) == 0
     assert review.log_metrics()["review.fired_frac"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["ne_code", "ne_no_pruning"])
+def test_update_path_with_topology_updates_has_no_host_sync(name):
+    """Counts are host-side, so topology updates (code pruning, or none) never read the device."""
+    from tests.unit.test_no_host_sync import forbid_host_sync
+
+    agent, ne, stack = build(name, hidden=32, delta=2, review=False)
+    batches = [random_batch(agent, seed=i) for i in range(8)]
+    with forbid_host_sync():
+        for i, b in enumerate(batches):
+            agent.update(b)
+            stack.on_update(agent, b, i)
+    assert ne.growth["critic"].topology_updates == 4

@@ -38,11 +38,11 @@ DormantFeatures = dict[int, dict[int, torch.Tensor]]
 
 
 @contextmanager
-def capture_hidden(net: nn.Module):
-    """Record the post-activation output of every hidden layer of every MLP in `net` while the block runs."""
+def capture_hidden(nets: list[nn.Module]):
+    """Record the post-activation output of every hidden layer of every MLP in `nets` while the block runs."""
     store: dict[tuple[int, int], torch.Tensor] = {}
     handles = []
-    for mlp in (m for m in net.modules() if isinstance(m, MLP)):
+    for mlp in (m for net in nets for m in net.modules() if isinstance(m, MLP)):
         for i, norm in enumerate(mlp.norms):
 
             def hook(_mod, _inp, out, mlp=mlp, i=i):
@@ -69,10 +69,10 @@ class DormantPruning:
         return self.enabled and self.mode == "paper"
 
     @torch.no_grad()
-    def dormant_features(self, agent: Agent, role: str, batch: Batch) -> DormantFeatures:
-        """Which output features of each hidden layer of `role`'s MLPs are τ-dormant on `batch`."""
-        net = agent.nets[role]
-        with capture_hidden(net) as store:
+    def dormant_features(self, agent: Agent, roles: str | list[str], batch: Batch) -> DormantFeatures:
+        """Which output features of each hidden layer of the MLPs of `roles` are τ-dormant on `batch`."""
+        roles = [roles] if isinstance(roles, str) else roles
+        with capture_hidden([agent.nets[r] for r in roles]) as store:
             agent.hidden_activations(batch)
         out: DormantFeatures = {}
         for (mlp_id, i), h in store.items():

@@ -113,6 +113,9 @@ class NEParams(Params):
     review_eps_decay: float = Field(
         0.5, gt=0.0, description="Paper mode: ε reaches its plateau at this fraction of T_end."
     )
+    review_when: Literal["below", "above"] = Field(
+        "below", description="Paper mode: review while ∇f < ε (issue) or while ∇f > ε (reviewers' Figure 5 reading)."
+    )
     review_awaken: float = Field(0.4, ge=0.0, le=1.0, description="Code mode: FAU threshold (awaken).")
     review_tamp: float = Field(0.9, gt=0.0, description="Code mode: gate temperature (Tamp).")
     review_batch: int = Field(256, gt=0, description="Batch size of trigger measurements.")
@@ -163,6 +166,8 @@ NECodeParams = params_with_defaults(
 class NE(Method):
     name: ClassVar[str] = "ne"
     Params: ClassVar[type[NEParams]] = NEParams
+    # 500 updates in the smoke tier: 10 topology updates and several review measurements.
+    smoke_params: ClassVar[dict[str, Any]] = {"delta": 50, "review_every": 50}
     params: NEParams
 
     def __init__(self, params: NEParams, ctx: RunContext) -> None:
@@ -179,6 +184,7 @@ class NE(Method):
         self.pruner = DormantPruning(p.prune_mode, p.omega, p.prune_tau, p.prune_connections, enabled=p.pruning)
         self.review: ExperienceReview | None = None
         self.last_batch: Batch | None = None
+        self._dormant_cache: tuple | None = None
         self.layer_sparsity: dict[str, dict[str, float]] = {}
 
     # --- build ----------------------------------------------------------------------------------
@@ -251,6 +257,7 @@ class NE(Method):
             eps_decay=p.review_eps_decay,
             awaken=p.review_awaken,
             tamp=p.review_tamp,
+            when=p.review_when,
         )
         self._agent = agent
 
@@ -264,7 +271,12 @@ class NE(Method):
             return True
         dormant = None
         if self.pruner.needs_activations and growth.phase == "growing" and self.last_batch is not None:
-            dormant = self.pruner.dormant_features(agent, net, self.last_batch)
+            # One forward pass serves every network updated within the same agent update (the actor's
+            # weights do not change between the critic's topology update and its own).
+            key = (id(self.last_batch), agent.updates)
+            if self._dormant_cache is None or self._dormant_cache[0] != key:
+                self._dormant_cache = (key, self.pruner.dormant_features(agent, list(self.growth), self.last_batch))
+            dormant = self._dormant_cache[1]
         changed = growth.update(update, agent.optimizers[net], self.pruner, dormant, self.generator)
         return not (changed and self.params.skip_step)
 

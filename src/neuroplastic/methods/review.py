@@ -6,7 +6,8 @@ from the oldest part of the replay window instead of all of it (spec §4).
   batch; the fluctuation ∇f is the mean |d_k − d_{k−1}| over the last `review_window` measurements; the
   dynamic threshold ε(t) decays linearly from `eps_start` to `eps_end` over the first `eps_decay`·T_end
   updates and then stays at `eps_end` (the reviewers report ε plateauing before mid-training). While ∇f < ε(t),
-  each update reviews with probability `review_prob`.
+  each update reviews with probability `review_prob`. (`when="above"` reviews while ∇f > ε(t) instead: the
+  reviewers call ε's lowest value the strongest consolidation, which fits that reading better.)
 - `code`: the official code's rule: with critic FAU f < `awaken` (0.4), gate = 1/(1 + e^(awaken − f)·Tamp)
   (gate ≥ 0.6 → 0.4) and each update reviews when U(0,1) ≥ gate, i.e. with probability ≈ 0.47–0.57. The code
   measures f on a fresh batch at *every* update; here f is measured every `review_every` updates (one small
@@ -57,6 +58,7 @@ class ExperienceReview:
         eps_decay: float = 0.5,
         awaken: float = 0.4,
         tamp: float = 0.9,
+        when: str = "below",
     ) -> None:
         if mode not in REVIEW_MODES:
             raise ValueError(f"review_mode {mode!r} not in {REVIEW_MODES}")
@@ -65,6 +67,9 @@ class ExperienceReview:
         self.prob, self.tau, self.window = prob, tau, window
         self.eps_start, self.eps_end, self.eps_decay = eps_start, eps_end, eps_decay
         self.awaken, self.tamp = awaken, tamp
+        if when not in ("below", "above"):
+            raise ValueError(f"review_when {when!r} not in ('below', 'above')")
+        self.when = when
         coin_seed, batch_seed = seed_sequence.spawn(2)
         self.rng = np.random.default_rng(coin_seed)
         self.generator = torch.Generator(device=device)
@@ -99,7 +104,8 @@ class ExperienceReview:
             diffs = np.abs(np.diff(np.asarray(self.history)))
             self.fluctuation = float(diffs.mean()) if diffs.size else math.nan
             self.threshold = self.eps(update)
-            self.active = diffs.size > 0 and self.fluctuation < self.threshold
+            below = self.fluctuation < self.threshold
+            self.active = bool(diffs.size > 0 and (below if self.when == "below" else not below))
         else:
             self.signal = float(metrics.fau(layers))
             gate = 1.0 / (1.0 + math.exp(self.awaken - self.signal) * self.tamp)

@@ -154,7 +154,7 @@ class Topology:
         self.nets = {r: nets[r] for r in roles}
         self.layers: dict[str, list[SparseLayer]] = {r: find_layers(nets[r], r) for r in roles}
         self._apply_cache: dict[str, tuple[list, list[torch.Tensor], list[torch.Tensor]]] = {}
-        self._target_layers: dict[str, dict[str, MaskedLinear]] = {}
+        self._target_cache: dict[str, tuple] = {}
 
     @property
     def roles(self) -> list[str]:
@@ -234,19 +234,21 @@ class Topology:
         """
         if role not in targets:
             return
-        by_name = self._target_layers.get(role)
-        if by_name is None:
-            by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MaskedLinear)}
-            self._target_layers[role] = by_name
         _, float_masks = self._apply_lists(role)
-        target_weights = []
-        for layer in self.sparse_layers(role):
-            target = by_name[layer.name]
-            if target.mask is not layer.mask:
+        online_masks = self._apply_cache[role][0]
+        cached = self._target_cache.get(role)
+        stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
+        if stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True)):
+            by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MaskedLinear)}
+            target_weights = []
+            for layer in self.sparse_layers(role):
+                target = by_name[layer.name]
                 target.mask = layer.mask
-            target_weights.append(target.weight)
-        if target_weights:
-            torch._foreach_mul_(target_weights, float_masks)
+                target_weights.append(target.weight)
+            cached = (targets[role], list(online_masks), target_weights)
+            self._target_cache[role] = cached
+        if cached[2]:
+            torch._foreach_mul_(cached[2], float_masks)
 
     # --- density (from masks, on the device) ----------------------------------------------------
     def active_counts(self, role: str | None = None) -> dict[str, torch.Tensor]:
