@@ -190,8 +190,9 @@ def test_density_is_exactly_constant_and_updates_stop_at_the_stop_fraction(name)
     assert changed_at["actor"] == [2, 12, 22, 32, 42]
     assert method.mask_updates == {"actor": 6, "critic": 6}
     logged = method.log_metrics(agent, None, 0)
-    assert logged["sparse.mask_updates.critic"] == 6.0
-    assert logged["sparse.drop_fraction.critic"] == pytest.approx(0.0, abs=1e-12)
+    assert logged["topology.updates.critic"] == 6.0
+    assert logged["topology.drop_fraction.critic"] == pytest.approx(0.0, abs=1e-12)
+    assert logged["topology.pruned.critic"] == logged["topology.grown.critic"] > 0
 
 
 def test_drop_fraction_follows_the_cosine_decay():

@@ -124,6 +124,8 @@ class SparseTraining(Method):
 
     Params: ClassVar[type[SparseParams]] = SparseParams
     params: SparseParams
+    # Whether mask updates regrow what they drop (SET/RigL: constant density) or only prune (GMP).
+    regrows: ClassVar[bool] = False
 
     def __init__(self, params: SparseParams, ctx: RunContext) -> None:
         super().__init__(params, ctx)
@@ -229,8 +231,10 @@ class SparseTraining(Method):
         out: dict[str, float] = {}
         if self.points:
             for role in self.params.roles:
-                out[f"sparse.mask_updates.{role}"] = float(self.mask_updates[role])
-                out[f"sparse.dropped.{role}"] = float(self.dropped_since_log[role])
+                out[f"topology.updates.{role}"] = float(self.mask_updates[role])
+                out[f"topology.pruned.{role}"] = float(self.dropped_since_log[role])
+                if self.regrows:
+                    out[f"topology.grown.{role}"] = float(self.dropped_since_log[role])
                 self.dropped_since_log[role] = 0
         return out
 
@@ -267,6 +271,7 @@ class DynamicSparse(Static):
 
     Params: ClassVar[type[DynamicParams]] = DynamicParams
     params: DynamicParams
+    regrows: ClassVar[bool] = True
     smoke_params: ClassVar[dict[str, Any]] = {"delta": 100}
 
     def __init__(self, params: DynamicParams, ctx: RunContext) -> None:
@@ -312,7 +317,7 @@ class DynamicSparse(Static):
     def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
         out = super().log_metrics(agent, replay, step)
         for role in self.params.roles:
-            out[f"sparse.drop_fraction.{role}"] = self.last_drop_fraction[role]
+            out[f"topology.drop_fraction.{role}"] = self.last_drop_fraction[role]
         return out
 
     def state_dict(self) -> dict[str, Any]:
