@@ -14,7 +14,7 @@ import torch
 from pydantic import ValidationError
 
 from neuroplastic import metrics
-from neuroplastic.agents.td3 import TD3, TD3Params
+from neuroplastic.agents import AGENTS
 from neuroplastic.envs import EnvSpec
 from neuroplastic.methods import METHODS, MethodStack, RunContext
 from neuroplastic.methods.grad_snr import GradSNR
@@ -25,8 +25,8 @@ from neuroplastic.replay import Batch, ReplayBuffer
 CPU = torch.device("cpu")
 
 
-def build(name: str | None, *, steps=1100, start=100, obs=11, act=3, hidden=32, seed=0, **params):
-    """A TD3 agent with method `name` (None: plain), RunContext with U = steps − start updates."""
+def build(name: str | None, *, agent="td3", steps=1100, start=100, obs=11, act=3, hidden=32, seed=0, **params):
+    """A TD3 (or SAC) agent with method `name` (None: plain), RunContext with U = steps − start updates."""
     ctx = RunContext(seed=seed, steps=steps, start_steps=start, device=CPU)
     method = None
     if name is not None:
@@ -34,8 +34,8 @@ def build(name: str | None, *, steps=1100, start=100, obs=11, act=3, hidden=32, 
         method = cls(cls.Params.model_validate(params), ctx)
     stack = MethodStack([method] if method else [])
     torch.manual_seed(seed)
-    agent = TD3(TD3Params(hidden=hidden), EnvSpec(obs, act, 1.0, 1000), CPU, stack, seed=seed)
-    return agent, method
+    agent_cls = AGENTS[agent]
+    return agent_cls(agent_cls.Params(hidden=hidden), EnvSpec(obs, act, 1.0, 1000), CPU, stack, seed=seed), method
 
 
 def batch(agent, n=32, seed=0) -> Batch:
@@ -147,8 +147,9 @@ def test_masks_and_init_come_from_the_seed_not_the_global_rng():
 
 
 # --- static ---------------------------------------------------------------------------------------------------
-def test_static_never_changes_its_mask_and_targets_follow_it():
-    agent, method = build("static")
+@pytest.mark.parametrize("agent_name", ["td3", "sac"])
+def test_static_never_changes_its_mask_and_targets_follow_it(agent_name):
+    agent, method = build("static", agent=agent_name)
     before = {r: mask_snapshot(agent, r) for r in ("actor", "critic")}
     for u in range(40):
         agent.update(batch(agent, seed=u))
@@ -156,6 +157,8 @@ def test_static_never_changes_its_mask_and_targets_follow_it():
         after = mask_snapshot(agent, role)
         assert before[role].keys() == after.keys() and before[role]
         assert all(torch.equal(before[role][k], after[k]) for k in after)
+        if role not in agent.targets:  # SAC has no actor target
+            continue
         target = dict(agent.targets[role].named_modules())
         for name, m in sparse_layers(agent, role):
             assert torch.all(m.weight[~m.mask] == 0)
@@ -165,10 +168,11 @@ def test_static_never_changes_its_mask_and_targets_follow_it():
 
 
 # --- SET / RigL: constant density, schedule, stop ------------------------------------------------------------
+@pytest.mark.parametrize("agent_name", ["td3", "sac"])
 @pytest.mark.parametrize("name", ["set", "rigl"])
-def test_density_is_exactly_constant_and_updates_stop_at_the_stop_fraction(name):
+def test_density_is_exactly_constant_and_updates_stop_at_the_stop_fraction(name, agent_name):
     # U = 100 updates, ΔT = 10, stop at 50% → mask updates at t = 0, 10, …, 50 (t = update − 1)
-    agent, method = build(name, steps=200, start=100, delta=10, stop_fraction=0.5, drop_fraction=0.3)
+    agent, method = build(name, agent=agent_name, steps=200, start=100, delta=10, stop_fraction=0.5, drop_fraction=0.3)
     assert method.points == [0, 10, 20, 30, 40, 50]
     counts0 = {r: {k: int(v.sum()) for k, v in mask_snapshot(agent, r).items()} for r in ("actor", "critic")}
     changed_at = {"actor": [], "critic": []}
@@ -180,14 +184,15 @@ def test_density_is_exactly_constant_and_updates_stop_at_the_stop_fraction(name)
             assert {k: int(v.sum()) for k, v in after.items()} == counts0[role]
             if any(not torch.equal(before[role][k], after[k]) for k in after):
                 changed_at[role].append(u)
-            target = dict(agent.targets[role].named_modules())
+            target = dict(agent.targets[role].named_modules()) if role in agent.targets else {}
             for lname, m in sparse_layers(agent, role):
                 assert torch.all(m.weight[~m.mask] == 0)
-                assert torch.all(target[lname].weight[~m.mask] == 0)
+                if target:
+                    assert torch.all(target[lname].weight[~m.mask] == 0)
     # the critic steps every update: exactly at t = 0, 10, …, 40 (f(50) = 0 under the cosine decay)
     assert changed_at["critic"] == [1, 11, 21, 31, 41]
-    # TD3's actor steps on even updates: its first step at or after each point
-    assert changed_at["actor"] == [2, 12, 22, 32, 42]
+    # TD3's actor steps on even updates: its first step at or after each point; SAC's steps every update
+    assert changed_at["actor"] == ([2, 12, 22, 32, 42] if agent_name == "td3" else [1, 11, 21, 31, 41])
     assert method.mask_updates == {"actor": 6, "critic": 6}
     logged = method.log_metrics(agent, None, 0)
     assert logged["topology.updates.critic"] == 6.0
@@ -268,12 +273,13 @@ def test_set_resumes_exactly_from_its_state():
     assert method2.mask_updates == method.mask_updates
 
 
+@pytest.mark.parametrize("agent_name", ["td3", "sac"])
 @pytest.mark.parametrize(("name", "params"), [("set", {}), ("rigl", {}), ("static", {}), ("gmp", {"delta": 2})])
-def test_mask_updates_have_no_host_sync(name, params):
+def test_mask_updates_have_no_host_sync(name, params, agent_name):
     from tests.unit.test_no_host_sync import forbid_host_sync
 
     # U = 10: SET/RigL update at t = 0 (and ΔT = 1000 never again); GMP prunes at t = 2, 4, …, 8
-    agent, method = build(name, steps=110, start=100, **params)
+    agent, method = build(name, agent=agent_name, steps=110, start=100, **params)
     batches = [batch(agent, seed=u) for u in range(10)]
     with forbid_host_sync():
         for b in batches:
@@ -319,10 +325,11 @@ def test_gmp_hits_the_scheduled_sparsity_at_the_scheduled_steps():
     assert polynomial_sparsity(0.0, 0.9, 50, 20, 80, 3) == pytest.approx(0.9 - 0.9 * 0.5**3)
 
 
-def test_gmp_is_bit_identical_to_the_plain_agent_before_pruning_starts():
+@pytest.mark.parametrize("agent_name", ["td3", "sac"])
+def test_gmp_is_bit_identical_to_the_plain_agent_before_pruning_starts(agent_name):
     # t0 = 20 prunes nothing (s = 0); the first pruning is at t = 30 (update 31)
-    plain, _ = build(None, steps=200, start=100)
-    gmp, method = build("gmp", steps=200, start=100, delta=10, weight_decay=0.0)
+    plain, _ = build(None, agent=agent_name, steps=200, start=100)
+    gmp, method = build("gmp", agent=agent_name, steps=200, start=100, delta=10, weight_decay=0.0)
     assert method.points[:2] == [20, 30]
     for u in range(1, 33):
         b = batch(plain, seed=u)
@@ -337,7 +344,7 @@ def test_gmp_is_bit_identical_to_the_plain_agent_before_pruning_starts():
         )
         same_targets = all(
             torch.equal(a, c)
-            for role in ("actor", "critic")
+            for role in plain.targets
             for a, c in zip(plain.targets[role].parameters(), gmp.targets[role].parameters(), strict=True)
         )
         if u <= 30:
@@ -396,8 +403,9 @@ def test_gradient_snr_equals_the_hand_computed_value_on_a_linear_model():
     assert float(metrics.mean_snr(snr, {"weight": mask}, "all")) == pytest.approx(hand[[0, 2, 3]].sum() / 4, rel=1e-6)
 
 
-def test_grad_snr_method_logs_without_touching_training_streams():
-    agent, _ = build("rigl")
+@pytest.mark.parametrize("agent_name", ["td3", "sac"])
+def test_grad_snr_method_logs_without_touching_training_streams(agent_name):
+    agent, _ = build("rigl", agent=agent_name)
     agent.update(batch(agent))
     replay = ReplayBuffer(agent.env.obs_dim, agent.env.act_dim, 500, CPU, seed=0)
     b = batch(agent, n=300, seed=1)
