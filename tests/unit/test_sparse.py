@@ -251,9 +251,10 @@ def test_mask_update_drops_smallest_and_zeroes_new_connections(name):
         assert not torch.equal(grown.flatten(), top)
 
 
-def test_set_resumes_exactly_from_its_state():
+@pytest.mark.parametrize("name", ["set", "gmp"])
+def test_resumes_exactly_from_its_state(name):
     """Method state (generator, cursor, counts) round-trips: a restored run continues bit-identically."""
-    agent, method = build("set", steps=130, start=100, delta=5)
+    agent, method = build(name, steps=130, start=100, delta=5)
     for u in range(1, 13):
         agent.update(batch(agent, seed=u))
     state_agent, state_method = copy.deepcopy(agent.state_dict()), copy.deepcopy(method.state_dict())
@@ -262,7 +263,7 @@ def test_set_resumes_exactly_from_its_state():
         agent.update(batch(agent, seed=u))
     ref = {k: v.clone() for k, v in agent.nets["critic"].state_dict().items() if v is not None}
 
-    agent2, method2 = build("set", steps=130, start=100, delta=5)
+    agent2, method2 = build(name, steps=130, start=100, delta=5)
     agent2.load_state_dict(state_agent)
     method2.load_state_dict(state_method)
     torch.set_rng_state(torch_rng)
@@ -270,6 +271,7 @@ def test_set_resumes_exactly_from_its_state():
         agent2.update(batch(agent2, seed=u))
     got = agent2.nets["critic"].state_dict()
     assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert any(k.endswith("mask") for k in ref)  # masks are part of what is compared
     assert method2.mask_updates == method.mask_updates
 
 
