@@ -23,7 +23,6 @@ LayerNorm weights, biases and non-MLP modules are never masked, so NE composes w
 from __future__ import annotations
 
 import copy
-import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -300,9 +299,8 @@ class NE(Method):
             out[f"topology.pruned.{role}"] = float(g.pruned_since_log)
             out[f"topology.updates.{role}"] = float(g.topology_updates)
             out[f"ne.phase.{role}"] = float(("growing", "churn", "frozen").index(g.phase))
-            out[f"ne.growth_fraction.{role}"] = (
-                g.settings.fraction(g.position) if g.phase == "growing" else (math.nan if g.phase == "frozen" else 0.0)
-            )
+            if g.phase != "frozen":
+                out[f"ne.growth_fraction.{role}"] = g.settings.fraction(g.position) if g.phase == "growing" else 0.0
             g.grown_since_log = g.pruned_since_log = 0
         out.update(self.review.log_metrics())
         return out

@@ -149,7 +149,8 @@ class ExperienceReview:
         elif self.mode == "code":
             out.update({"review.critic_fau": self.signal, "review.gate": self.gate})
         self.fired_since_log = self.calls_since_log = 0
-        return out
+        # Statistics that are not defined yet (no measurement, or too few for a fluctuation) are left out.
+        return {k: v for k, v in out.items() if not math.isnan(v)}
 
     _STATE = (
         "signal",
