@@ -7,11 +7,22 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from neuroplastic import config, loop
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.smoke
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two intra-op threads on a shared 2-core machine can be much slower than one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # 300 updates (U); logs every 50 env steps.
 BASE = {"steps": 800, "start_steps": 500, "log_every": 50, "eval_every": 400}
@@ -53,3 +64,46 @@ def test_rigl_density_is_constant_and_grad_snr_does_not_perturb_training(tmp_pat
     assert alone["density.critic"].iloc[0] == pytest.approx(0.1, abs=2e-3)
     assert alone.loc[800, "topology.updates.critic"] == 7
     assert alone.loc[800, "topology.updates.actor"] == 7
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_sparse_methods_resume_bit_identically(tmp_path, monkeypatch):
+    """SET on the critic, GMP on the actor and grad_snr in one run, interrupted mid-schedule and resumed."""
+    method = [
+        {"name": "set", "roles": ["critic"], "delta": 20},
+        {"name": "gmp", "roles": ["actor"], "delta": 20},
+        {"name": "grad_snr", "batch_size": 32},
+    ]
+    cfg = config.resolve(
+        tiny_config(
+            agent={"name": "td3", "hidden": 64},
+            steps=900,
+            start_steps=300,
+            log_every=100,
+            eval_every=900,
+            checkpoint_every=200,
+            method=method,
+        )
+    )
+    loop.train(cfg, tmp_path / "whole", progress=False)
+    real_collect = loop.collect
+
+    def dying_collect(run, state, t):
+        if t == 550:  # update 250: between the checkpoint at 400 and the next, mid-pruning (t0 = 120, t_end = 480)
+            raise _Killed
+        real_collect(run, state, t)
+
+    monkeypatch.setattr(loop, "collect", dying_collect)
+    with pytest.raises(_Killed):
+        loop.train(cfg, tmp_path / "split", progress=False)
+    monkeypatch.setattr(loop, "collect", real_collect)
+    loop.train(cfg, tmp_path / "split", progress=False)
+    whole = _table(pd.read_parquet(tmp_path / "whole" / "metrics.parquet"))
+    split = _table(pd.read_parquet(tmp_path / "split" / "metrics.parquet"))
+    pd.testing.assert_frame_equal(whole, split, check_exact=True)
+    assert whole.loc[900, "topology.updates.critic"] == 480 // 20 + 1
+    assert whole.loc[900, "density.actor"] == pytest.approx(0.1, abs=3e-3)
+    assert whole["density.critic"].nunique() == 1
