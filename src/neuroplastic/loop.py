@@ -4,7 +4,9 @@ Iteration t (t = 1..steps) takes environment step t:
   1. act: uniform random while t ≤ start_steps, else the agent's exploration policy;
   2. env step, store the transition (`terminated` ends bootstrapping, `truncated` does not), reset on episode end;
   3. `methods.on_step(agent, t)`;
-  4. if t > start_steps: sample (`methods.on_sample` may replace the batch), `agent.update`, `methods.on_update`;
+  4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
+     so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
+     `methods.on_update`;
   5. every `log_every` steps: losses and plasticity metrics; every `eval_every` steps: `eval_return`;
   6. every `checkpoint_every` steps: an atomic checkpoint of everything.
 A resumed run restores all of this and continues bit-identically (on CPU).
@@ -28,7 +30,6 @@ from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
 from neuroplastic.methods import RunContext, build_stack
 from neuroplastic.methods.base import MethodStack
-from neuroplastic.replay import ReplayBuffer
 from neuroplastic.seeding import global_rng_state, seed_everything, set_global_rng_state
 
 CHECKPOINT_FORMAT = 1
@@ -50,6 +51,8 @@ class LoopState:
     episode_steps: int = 0
     train_seconds: float = 0.0
     resumes: int = 0
+    # Fractional updates owed: each env step adds `agent.replay_ratio`; whole units are spent on updates.
+    update_credit: float = 0.0
 
 
 def default_ckpt_dir(out: Path) -> Path:
@@ -68,7 +71,7 @@ class Run:
     env: Any
     agent: Agent
     methods: MethodStack
-    replay: ReplayBuffer
+    replay: Any
     metrics_gen: torch.Generator
     obs: np.ndarray
 
@@ -84,7 +87,7 @@ def build(cfg: RunConfig, device: torch.device) -> Run:
     params = agent_cls.Params.model_validate({k: v for k, v in cfg.agent.items() if k != "name"})
     agent = agent_cls(params, spec, device, methods, cfg.seed)
     capacity = min(getattr(params, "buffer_size", cfg.steps), cfg.steps)
-    replay = ReplayBuffer(spec.obs_dim, spec.act_dim, capacity, device, seed=cfg.seed)
+    replay = agent.make_replay(capacity, seed=cfg.seed)
     metrics_gen = torch.Generator(device=device)
     metrics_gen.manual_seed(cfg.seed + 1)
     return Run(cfg, device, env, agent, methods, replay, metrics_gen, obs)
@@ -259,11 +262,14 @@ def train(
 
             methods.on_step(agent, t)
             if t > cfg.start_steps:
-                batch = methods.on_sample(replay, t)
-                if batch is None:
-                    batch = replay.sample(agent.params.batch_size)
-                agent.update(batch)
-                methods.on_update(agent, batch, t)
+                loop.update_credit += agent.replay_ratio
+                while loop.update_credit >= 1.0:
+                    loop.update_credit -= 1.0
+                    batch = methods.on_sample(replay, t)
+                    if batch is None:
+                        batch = replay.sample(agent.params.batch_size)
+                    agent.update(batch)
+                    methods.on_update(agent, batch, t)
 
             row: dict[str, float] = {}
             if t % cfg.log_every == 0:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from neuroplastic.config import RunConfig
     from neuroplastic.envs import EnvSpec
     from neuroplastic.methods.base import MethodStack
-    from neuroplastic.replay import Batch
+    from neuroplastic.replay import Batch, ReplayBuffer
 
 
 class AgentParams(BaseModel):
@@ -32,6 +32,8 @@ class Agent:
     Params: ClassVar[type[BaseModel]] = AgentParams
     # Network roles that get a Polyak-averaged target copy.
     target_roles: ClassVar[tuple[str, ...]] = ()
+    # Gradient updates per env step once training starts; methods (Adaptive RR) may change it at run time.
+    replay_ratio: float = 1.0
 
     nets: dict[str, nn.Module]
     targets: dict[str, nn.Module]
@@ -54,6 +56,12 @@ class Agent:
         return []
 
     # --- construction ---------------------------------------------------------------------------
+    def make_replay(self, capacity: int, seed: int) -> ReplayBuffer:
+        """The replay buffer this agent learns from (pixel agents store frames instead)."""
+        from neuroplastic.replay import ReplayBuffer
+
+        return ReplayBuffer(self.env.obs_dim, self.env.act_dim, capacity, self.device, seed=seed)
+
     def build_net(self, role: str) -> nn.Module:
         """A freshly initialised network for `role` (also used by Reset)."""
         raise NotImplementedError
@@ -117,6 +125,7 @@ class Agent:
             "targets": {k: v.state_dict() for k, v in self.targets.items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "updates": self.updates,
+            "replay_ratio": self.replay_ratio,
             "rng": self.rng.bit_generator.state,
         }
 
@@ -128,6 +137,7 @@ class Agent:
         for k, v in state["optimizers"].items():
             self.optimizers[k].load_state_dict(v)
         self.updates = state["updates"]
+        self.replay_ratio = state["replay_ratio"]
         self.rng.bit_generator.state = state["rng"]
 
 

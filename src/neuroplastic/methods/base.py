@@ -63,6 +63,9 @@ class Method:
     Params: ClassVar[type[BaseModel]] = Params
     # Agent names the method applies to; None = every agent.
     agents: ClassVar[frozenset[str] | None] = None
+    # Params that make the method act within a ~1000-step smoke run (start_steps 500): the smoke tier
+    # trains every (agent, method) pair with these, so each method's schedule fires at least once.
+    smoke_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: BaseModel, ctx: RunContext) -> None:
         self.params = params

@@ -1,0 +1,58 @@
+"""The update step never synchronises with the host: no .item(), .cpu(), .tolist(), .numpy() or bool(tensor).
+
+On CPU a sync costs nothing, so this guards the code path itself: the tensor methods that force a device→host
+copy are patched to raise while `agent.update` runs. torch.optim is exempt: it keeps its step counters on the
+host on purpose (on CUDA too), so its `.item()` calls never wait for the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import pytest
+import torch
+
+from neuroplastic import config, loop
+from neuroplastic.agents import AGENTS
+from tests.conftest import tiny_config
+
+SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__")
+
+
+@contextlib.contextmanager
+def forbid_host_sync():
+    saved = {name: getattr(torch.Tensor, name) for name in SYNCING}
+
+    def trap(name):
+        def raiser(self, *a, **k):
+            caller = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+            if "/torch/optim/" in caller:
+                return saved[name](self, *a, **k)
+            raise AssertionError(f"host sync: Tensor.{name} called inside the update step")
+
+        return raiser
+
+    try:
+        for name in SYNCING:
+            setattr(torch.Tensor, name, trap(name))
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.Tensor, name, fn)
+
+
+def test_guard_catches_a_sync():
+    with pytest.raises(AssertionError, match="host sync"), forbid_host_sync():
+        torch.ones(1).item()
+
+
+@pytest.mark.parametrize("agent", sorted(a for a in AGENTS if a in ("td3", "sac")))
+def test_update_has_no_host_sync(agent):
+    run = loop.build(config.resolve(tiny_config(agent=agent)), torch.device("cpu"))
+    for _ in range(300):
+        loop.collect(run, loop.LoopState(), 1)
+    with forbid_host_sync():
+        for _ in range(4):
+            batch = run.replay.sample(run.agent.params.batch_size)
+            run.agent.update(batch)
