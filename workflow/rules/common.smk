@@ -14,6 +14,7 @@ from snakemake.utils import validate
 from neuroplastic.analysis.figures import TABLE_KINDS
 from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
 
+BUILD_SCRIPT = str(Path(workflow.basedir) / "containers" / "build.sh")
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 # Own validation first: it reports every problem with its key path, then resolves every run of every

@@ -11,7 +11,8 @@ rule container_image:
         engine=CONTAINER["engine"],
         tag=container_image_tag,
         extra=container_build_args,
+        script=BUILD_SCRIPT,
     localrule: True
     shell:
-        "containers/build.sh --engine {params.engine} --tag {params.tag} --digest-file {output.digest} "
+        "{params.script} --engine {params.engine} --tag {params.tag} --digest-file {output.digest} "
         "{params.extra} > {log} 2>&1"

@@ -56,6 +56,7 @@ rule render_figure:
     params:
         prefix=f"paper_figures/{NAME}/{{figure}}",
         neuroplastic=NEUROPLASTIC,
+    localrule: True
     shell:
         "{params.neuroplastic} figures render --spec {input.spec} --data {input.data} --out {params.prefix} "
         "> {log} 2>&1"
@@ -81,6 +82,7 @@ rule render_table:
     params:
         prefix=f"paper_figures/{NAME}/{{figure}}",
         neuroplastic=NEUROPLASTIC,
+    localrule: True
     shell:
         "{params.neuroplastic} figures render --spec {input.spec} --data {input.data} --out {params.prefix} "
         "> {log} 2>&1"
@@ -96,5 +98,6 @@ rule figures_manifest:
     params:
         directory=output_dir,
         neuroplastic=NEUROPLASTIC,
+    localrule: True
     shell:
         "{params.neuroplastic} figures manifest {params.directory} {input} > {log} 2>&1"
