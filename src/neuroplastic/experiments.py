@@ -285,9 +285,10 @@ def expand(cfg: dict[str, Any]) -> Plan:
                             break
                         run["env"], run["seed"] = env, seed
                         try:
-                            resolved = run_config.resolve(run, source=f"{where} env={env} seed={seed}")
+                            resolved = run_config.resolve(run, source=where)
                         except run_config.ConfigError as err:
-                            problems.append(str(err))
+                            details = [ln.strip() for ln in str(err).splitlines()[1:]] or [str(err)]
+                            problems += [f"{where}, env {env}: {d}" for d in details]
                             break  # one message per variant × env is enough
                         rid = run_config.run_id(resolved)
                         runs[rid] = json.loads(run_config.canonical_json(resolved))
