@@ -75,7 +75,7 @@ def two_variant_runs(tmp_path):
 
 
 def test_aggregate_writes_tidy_curves_and_final_means(two_variant_runs, tmp_path):
-    table, runs, members = two_variant_runs
+    table, runs, _ = two_variant_runs
     curves, final = aggregate.aggregate_experiment(table, runs, final_fraction=0.5)
     assert list(curves.columns) == [*aggregate.KEY_COLUMNS, "tag_x", "step", "metric", "value"]
     assert len(curves) == 6 * 3 * 2  # runs × points × metrics
@@ -193,7 +193,11 @@ def _synthetic_aggregates(root: Path) -> None:
         for dist in ("erk", "uniform"):
             for s in (0.5, 0.9):
                 variants.append(
-                    (family, f"{family}[{dist},sparsity={s:g}]", {"family": family, "distribution": dist, "sparsity": s})
+                    (
+                        family,
+                        f"{family}[{dist},sparsity={s:g}]",
+                        {"family": family, "distribution": dist, "sparsity": s},
+                    )
                 )
     rows = []
     for label, variant, tags in variants:
@@ -316,5 +320,5 @@ def test_final_table_bold_best_and_latex_escaping(aggregates):
 
 def test_metric_not_logged_is_a_clear_error(aggregates):
     spec = {**_spec("curves"), "metrics": ["density.critic"]}
-    with pytest.raises(figures.FigureError, match="density.critic.*not logged"):
+    with pytest.raises(figures.FigureError, match=r"density\.critic.*not logged"):
         figures.compute(spec, aggregates)

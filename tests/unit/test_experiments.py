@@ -61,7 +61,9 @@ def test_unknown_top_level_and_nested_keys_are_named():
 def test_unknown_method_names_experiment_and_method():
     cfg = base_config()
     cfg["experiments"]["other"]["variants"].append({"label": "X", "method": [{"name": "not_a_method"}]})
-    with pytest.raises(WorkflowConfigError, match=r"experiments\.other\.variants\[1\] \(X\).*unknown method 'not_a_method'"):
+    with pytest.raises(
+        WorkflowConfigError, match=r"experiments\.other\.variants\[1\] \(X\).*unknown method 'not_a_method'"
+    ):
         plan_from_dict(cfg)
 
 
@@ -85,7 +87,9 @@ def test_sweep_expands_with_tags_and_distinct_variants():
     cfg["experiments"]["sweep"] = {
         "envs": ["Hopper-v4"],
         "seeds": 1,
-        "variants": [{"label": "W", "tags": {"family": "td3"}, "sweep": {"agent.hidden": [32, 64], "agent.lr": [1e-3]}}],
+        "variants": [
+            {"label": "W", "tags": {"family": "td3"}, "sweep": {"agent.hidden": [32, 64], "agent.lr": [1e-3]}}
+        ],
     }
     plan = plan_from_dict(cfg)
     members = plan.experiment_members("sweep")
@@ -93,7 +97,7 @@ def test_sweep_expands_with_tags_and_distinct_variants():
     assert members[0].tags == {"family": "td3", "hidden": 32, "lr": 1e-3}
     assert [plan.runs[m.run_id]["agent"]["hidden"] for m in members] == [32, 64]
     cfg["experiments"]["sweep"]["variants"][0]["sweep"] = {"method.3.x": [1]}
-    with pytest.raises(WorkflowConfigError, match="sweep.method.3.x"):
+    with pytest.raises(WorkflowConfigError, match=r"sweep\.method\.3\.x"):
         plan_from_dict(cfg)
 
 

@@ -66,7 +66,9 @@ def read_run(run_dir: Path, member: dict[str, Any]) -> pd.DataFrame:
     if list(df.columns[:3]) != ["step", "metric", "value"]:
         raise AggregationError(f"{who}: {parquet} has columns {list(df.columns)}, expected step, metric, value")
     if "rows" in done_info and len(df) != done_info["rows"]:
-        raise AggregationError(f"{who}: {parquet} has {len(df)} rows but `done` records {done_info['rows']} (truncated)")
+        raise AggregationError(
+            f"{who}: {parquet} has {len(df)} rows but `done` records {done_info['rows']} (truncated)"
+        )
     n_eval = int((df["metric"] == "eval_return").sum())
     expected = cfg.steps // cfg.eval_every
     if n_eval != expected:

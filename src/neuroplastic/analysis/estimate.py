@@ -165,7 +165,9 @@ def format_report(est: dict[str, Any]) -> str:
         gpu = f"{row['gpu_h']:.1f}" if est["gpu_hours"] is not None else "n/a"
         lines.append(f"{exp:<28}{row['runs']:>6}{row['env_steps']:>16,}{row['cpu_h']:>12.1f}{gpu:>12}")
     gpu_total = f"{est['gpu_hours']:.1f}" if est["gpu_hours"] is not None else "n/a"
-    lines.append(f"{'total (deduplicated)':<28}{est['runs']:>6}{est['env_steps']:>16,}{est['cpu_hours']:>12.1f}{gpu_total:>12}")
+    lines.append(
+        f"{'total (deduplicated)':<28}{est['runs']:>6}{est['env_steps']:>16,}{est['cpu_hours']:>12.1f}{gpu_total:>12}"
+    )
     lines.append("(experiment rows count shared runs in each experiment; the total counts each run once)")
     lines.append("")
     lines.append(f"throughput per agent/method class (updates/s; CPU: {est['cpu_source']}, {est['threads']} threads;")

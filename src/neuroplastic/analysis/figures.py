@@ -185,13 +185,17 @@ def _selection(spec: dict[str, Any], df: pd.DataFrame) -> tuple[list[str], list[
 def _check_metric(df: pd.DataFrame, metric: str, experiment: str) -> None:
     if metric not in set(df["metric"]):
         known = ", ".join(sorted(set(df["metric"])))
-        raise FigureError(f"metric {metric!r} was not logged by the runs of experiment {experiment!r} (logged: {known})")
+        raise FigureError(
+            f"metric {metric!r} was not logged by the runs of experiment {experiment!r} (logged: {known})"
+        )
 
 
 def _ordered_final(spec: dict[str, Any], final: pd.DataFrame, declared_order: list[str]) -> pd.DataFrame:
     """Final table with variants in the experiment's declaration order (the aggregate sorts rows by label)."""
     rank = {v: i for i, v in enumerate(declared_order)}
-    return final.assign(_r=final["variant"].map(rank)).sort_values(["_r", "env", "seed"], kind="stable").drop(columns="_r")
+    return (
+        final.assign(_r=final["variant"].map(rank)).sort_values(["_r", "env", "seed"], kind="stable").drop(columns="_r")
+    )
 
 
 def _declared_order(spec: dict[str, Any]) -> list[str]:
@@ -217,7 +221,9 @@ def compute(spec: dict[str, Any], aggregates_root: Path) -> pd.DataFrame:
     scores = stats.score_matrices(sel, variants, envs, metric)
     if normalize_of(spec) and kind in _NORMALIZE_DEFAULT:
         ref = reference_of(spec)
-        ref_final = final if ref["experiment"] == spec["experiment"] else load_aggregates(aggregates_root, ref["experiment"])[1]
+        ref_final = (
+            final if ref["experiment"] == spec["experiment"] else load_aggregates(aggregates_root, ref["experiment"])[1]
+        )
         ref_means = stats.reference_means(ref_final, ref["label"], envs, metric)
         normed = stats.normalise(scores, ref_means, envs)
     else:
@@ -289,7 +295,9 @@ def _compute_curves(spec: dict[str, Any], curves: pd.DataFrame, st: dict[str, An
                     bad = sorted(cell.loc[cell["seed"].isin(wide.index[wide.isna().any(axis=1)]), "run_id"].unique())
                     raise FigureError(f"{metric} on {env}, {v}: runs log different steps ({', '.join(bad)})")
                 x = wide.to_numpy(dtype=np.float64)[:, None, :]
-                est = stats.curve_estimates({v: x}, spec.get("statistic", "mean"), st["curve_reps"], st["confidence"], st["seed"])
+                est = stats.curve_estimates(
+                    {v: x}, spec.get("statistic", "mean"), st["curve_reps"], st["confidence"], st["seed"]
+                )
                 point, ci = est[v]
                 rows.append(
                     pd.DataFrame(
@@ -484,18 +492,29 @@ def _draw_intervals(spec: dict[str, Any], data: pd.DataFrame):
     statistics = list(pd.unique(data["statistic"]))
     groups = list(pd.unique(data["group"]))
     colors = _colors(groups, spec.get("palette", {}))
-    fig, axes = plt.subplots(1, len(statistics), figsize=(2.2 * len(statistics) + 0.8, 0.35 * len(groups) + 1.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(statistics), figsize=(2.2 * len(statistics) + 0.8, 0.35 * len(groups) + 1.0), squeeze=False
+    )
     names = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
     for c, stat in enumerate(statistics):
         ax = axes[0][c]
         d = data[data["statistic"] == stat].set_index("group").reindex(groups)
         for i, g in enumerate(groups):
-            ax.barh(i, d.loc[g, "ci_high"] - d.loc[g, "ci_low"], left=d.loc[g, "ci_low"], height=0.6, color=colors[g], alpha=0.75)
+            ax.barh(
+                i,
+                d.loc[g, "ci_high"] - d.loc[g, "ci_low"],
+                left=d.loc[g, "ci_low"],
+                height=0.6,
+                color=colors[g],
+                alpha=0.75,
+            )
             ax.vlines(d.loc[g, "point"], i - 0.3, i + 0.3, color="black", linewidth=1.2)
         ax.set_yticks(range(len(groups)), groups if c == 0 else [""] * len(groups))
         ax.set_title(names.get(stat, stat))
         ax.invert_yaxis()
-    fig.supxlabel(spec.get("xlabel", "normalised score" if normalize_of(spec) else spec.get("metric", "eval_return")), fontsize=8)
+    fig.supxlabel(
+        spec.get("xlabel", "normalised score" if normalize_of(spec) else spec.get("metric", "eval_return")), fontsize=8
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.93 if spec.get("title") else 1))
     return fig
 
