@@ -5,6 +5,8 @@
   dormant units over all hidden layers of a network.
 - FAU, fraction of active units (the NE code's `*_FAU`, Ma et al.): the fraction of (sample, unit) entries of
   all hidden layers of a network whose post-activation output is > 0.
+- density (sparse networks only): active mask entries / all entries of a network's linear weights, per network
+  and per layer, counted from the masks on the device (never from the weights).
 
 Metric names are documented in `docs/metrics.md`.
 """
@@ -12,6 +14,9 @@ Metric names are documented in `docs/metrics.md`.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from neuroplastic.topology.masks import density_metrics
 
 DORMANT_TAUS = (0.0, 0.025, 0.1)
 
@@ -42,3 +47,12 @@ def plasticity(activations: dict[str, list[torch.Tensor]]) -> dict[str, float]:
             out[f"dormant.{net}.tau{tau:g}"] = dormant_ratio(layers, tau)
     values = torch.stack(list(out.values())).cpu().tolist()  # one host transfer for all of them
     return dict(zip(out, values, strict=True))
+
+
+def density(nets: dict[str, nn.Module]) -> dict[str, float]:
+    """`density.<net>` and `density.<net>.<layer>` for every network that has masks (empty otherwise)."""
+    values = density_metrics(nets)
+    if not values:
+        return {}
+    floats = torch.stack([v.float() for v in values.values()]).cpu().tolist()  # one host transfer
+    return dict(zip(values, floats, strict=True))

@@ -7,6 +7,13 @@ at run time with `register`). Config entries `{name: ..., **params}` are validat
 from __future__ import annotations
 
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
+from neuroplastic.methods.crelu import CReLU
+from neuroplastic.methods.injection import PlasticityInjection
+from neuroplastic.methods.l2_init import L2Init
+from neuroplastic.methods.normalization import LayerNormMethod, NaP
+from neuroplastic.methods.redo import ReDo
+from neuroplastic.methods.reset import Reset
+from neuroplastic.methods.shrink_perturb import ShrinkPerturb
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -19,6 +26,10 @@ def register(cls: type[Method], name: str | None = None) -> type[Method]:
     return cls
 
 
+for _cls in (Reset, ReDo, PlasticityInjection, LayerNormMethod, NaP, CReLU, L2Init, ShrinkPerturb):
+    register(_cls)
+
+
 def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
     """Instantiate resolved config entries, in order."""
     methods = []
@@ -28,5 +39,14 @@ def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
         methods.append(cls(params, RunContext(**{**ctx.__dict__, "method_index": i})))
     return MethodStack(methods)
 
+
+def _register_builtin() -> None:
+    from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
+
+    for cls in (NE, NECode, *NE_ABLATIONS.values()):
+        register(cls)
+
+
+_register_builtin()
 
 __all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]
