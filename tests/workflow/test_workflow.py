@@ -198,3 +198,30 @@ def test_estimate_measures_throughput_here():
     assert "CPU-h" in proc.stdout and "measured here (30 updates per class)" in proc.stdout
     rates = [float(m) for m in re.findall(r"CPU\s+([\d.]+)", proc.stdout)]
     assert rates and all(r > 1 for r in rates)
+
+
+@pytest.mark.parametrize("engine", ["apptainer", "docker"])
+def test_container_enabled_builds_the_image_then_trains_inside_it(engine, tmp_path):
+    cfg = tiny_config(name="ctr", envs=1, variants=1, seeds=1)
+    cfg["container"] = {"enabled": True, "engine": engine, "tag": "t1", "base_image": "localhost/base:min"}
+    write_yaml(cfg, tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--configfile", str(tmp_path / "config.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    digest = f"results/container/{engine}-t1.digest"
+    build = re.search(r"Shell command: (.*containers/build\.sh .*)", out).group(1)
+    assert f"--engine {engine} --tag neuroplastic:t1 --digest-file {digest}" in build
+    assert "--base-image localhost/base:min" in build
+    train = re.search(r"Shell command: (.* neuroplastic train .*)", out).group(1)
+    assert f'NEUROPLASTIC_CONTAINER_DIGEST="$(cat {digest})"' in train
+    if engine == "apptainer":
+        assert "--sif results/container/neuroplastic.sif" in build
+        assert (
+            train.startswith("apptainer exec --nv ")
+            and " results/container/neuroplastic.sif neuroplastic train " in train
+        )
+    else:
+        assert train.startswith("docker run --rm --gpus all ") and f'"$(cat {digest})" neuroplastic train ' in train
+    # The image is an input of the training job.
+    train_block = out[out.index("rule train:") :]
+    assert digest in train_block[: train_block.index("output:")]

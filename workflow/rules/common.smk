@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -125,16 +124,6 @@ def train_device(wildcards):
 
 
 # ---- container ----
-def _git_sha():
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=workflow.basedir, capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def container_digest_file():
     return f"results/container/{CONTAINER['engine']}-{CONTAINER['tag']}.digest"
 
@@ -180,21 +169,19 @@ def train_command(wildcards, input, threads):
     )
     if not CONTAINER["enabled"]:
         return f"{NEUROPLASTIC} {args}"
+    # The image records its own git SHA (build arg) and MUJOCO_GL; the job adds the digest it was started from.
     digest = f'"$(cat {shlex.quote(input.digest)})"'
-    env = {"NEUROPLASTIC_GIT_SHA": _git_sha(), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     extra = CONTAINER["run_args"]
     if CONTAINER["engine"] == "apptainer":
         gpus = "--nv " if CONTAINER["gpus"] else ""
-        envs = " ".join(f"--env {k}={shlex.quote(v)}" for k, v in env.items())
         return (
-            f"apptainer exec {gpus}--bind \"$PWD\" --pwd \"$PWD\" {envs} "
-            f"--env NEUROPLASTIC_CONTAINER_DIGEST={digest} {extra} {shlex.quote(input.sif)} neuroplastic {args}"
+            f'apptainer exec {gpus}--bind "$PWD" --pwd "$PWD" --env NEUROPLASTIC_CONTAINER_DIGEST={digest} '
+            f"{extra} {shlex.quote(input.sif)} neuroplastic {args}"
         )
     gpus = "--gpus all " if CONTAINER["gpus"] else ""
-    envs = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in env.items())
     return (
-        f"{CONTAINER['engine']} run --rm {gpus}--user \"$(id -u):$(id -g)\" -v \"$PWD\":\"$PWD\" -w \"$PWD\" "
-        f"{envs} -e NEUROPLASTIC_CONTAINER_DIGEST={digest} {extra} {digest} neuroplastic {args}"
+        f'{CONTAINER["engine"]} run --rm {gpus}--user "$(id -u):$(id -g)" -v "$PWD":"$PWD" -w "$PWD" '
+        f"-e NEUROPLASTIC_CONTAINER_DIGEST={digest} {extra} {digest} neuroplastic {args}"
     )
 
 

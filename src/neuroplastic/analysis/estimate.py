@@ -1,7 +1,7 @@
 """Compute estimate of a workflow config: runs × steps ÷ measured updates/s → CPU-hours and GPU-hours.
 
 Runs are counted after deduplication (a run shared by two experiments costs once). Throughput is measured per
-*cost class*: the distinct (agent, method list) pairs of the plan. For each class one short segment of the real
+*cost class*: the distinct (agent, method names) pairs of the plan. For each class one short segment of the real
 training loop (env step, method hooks, agent update) is timed on this machine, after a short random-action
 warm-up, on the class's first env. GPU-hours use a CUDA measurement when a GPU is present here, otherwise the
 config's declared `estimate.gpu_updates_per_s` (with its `gpu_source`), scaled per class by the class's CPU cost
@@ -31,7 +31,9 @@ class ClassCost:
 
 
 def cost_key(run: dict[str, Any]) -> str:
-    return json.dumps({"agent": run["agent"], "method": run["method"]}, sort_keys=True)
+    """Runs that differ only in method parameters (a sensitivity sweep) cost about the same per update."""
+    methods = [{"name": m["name"]} for m in run["method"]]
+    return json.dumps({"agent": run["agent"], "method": methods}, sort_keys=True)
 
 
 def cost_classes(plan: Plan) -> dict[str, ClassCost]:
