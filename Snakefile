@@ -12,7 +12,7 @@ min_version("9.19")  # profile.yaml profiles
 # Without --configfile, the smoke config (a second configfile would be merged into the first, key by key).
 if not config:
 
-    configfile: "config/smoke.yaml"
+    configfile: f"{workflow.basedir}/config/smoke.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -42,8 +42,10 @@ def tiny_config(
     for fig, spec in cfg["figures"].items():
         if spec["experiment"] != exp_name or (figure_kinds and spec["kind"] not in figure_kinds):
             continue
-        if spec["kind"] == "probability_of_improvement" and variants < 2:
-            continue
+        if spec["kind"] == "probability_of_improvement":
+            if variants < 2:
+                continue
+            spec = {**spec, "target": exp["variants"][-1]["label"]}
         if spec.get("labels"):
             continue
         figures[fig] = spec
