@@ -187,3 +187,11 @@ def test_catalogue_plans_with_its_methods_registered(monkeypatch):
         assert set(catalogue[name]["figures"]) <= set(plan.config["figures"])
     assert set(catalogue["smoke"]["experiments"]) == set(catalogue["paper"]["experiments"])
     assert catalogue["smoke"]["figures"] == catalogue["paper"]["figures"]
+
+
+def test_every_declared_figure_is_indexed_in_paper_figures_readme():
+    readme = (REPO / "paper_figures" / "README.md").read_text()
+    catalogue = yaml.safe_load((REPO / "config" / "catalogue.yaml").read_text())
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    for fig in [*paper["figures"], *catalogue["paper"]["figures"]]:
+        assert f"| `{fig}` |" in readme, fig
