@@ -392,3 +392,16 @@ def test_update_path_with_topology_updates_has_no_host_sync(name):
             agent.update(b)
             stack.on_update(agent, b, i)
     assert ne.growth["critic"].topology_updates == 4
+
+
+@pytest.mark.parametrize("mask_gradients", [True, False])
+def test_mask_gradients_keeps_inactive_adam_moments_at_zero(mask_gradients):
+    agent, ne, _ = build("ne_code", hidden=32, delta=1000, mask_gradients=mask_gradients)
+    for i in range(3):
+        agent.update(random_batch(agent, seed=i))
+    for role in ("critic", "actor"):  # the static actor too
+        for layer in ne.topology.sparse_layers(role):
+            exp_avg = agent.optimizers[role].state[layer.weight]["exp_avg"]
+            inactive_moments = torch.count_nonzero(exp_avg[~layer.mask])
+            assert (inactive_moments == 0) == mask_gradients
+            assert torch.count_nonzero(layer.weight[~layer.mask]) == 0

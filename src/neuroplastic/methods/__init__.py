@@ -54,9 +54,13 @@ def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
 
 
 def _register_builtin() -> None:
+    from neuroplastic.methods.grad_snr import GradSNR
     from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
+    from neuroplastic.methods.sparse import GMP, SET, RigL, Static
 
     for cls in (NE, NECode, *NE_ABLATIONS.values()):
+        register(cls)
+    for cls in (Static, SET, RigL, GMP, GradSNR):
         register(cls)
 
 

@@ -90,6 +90,11 @@ class NEParams(Params):
     moments: Literal["reset", "keep"] = Field("reset", description="Adam moments of grown/pruned entries.")
     adam_step_reset: bool = Field(False, description="Reset Adam's `step` of sparse weights at each growth update.")
     skip_step: bool = Field(True, description="Skip the optimizer step of a topology-update iteration (code).")
+    mask_gradients: bool = Field(
+        False,
+        description="Mask gradients before each optimizer step (code's hook): inactive entries' Adam moments decay "
+        "instead of following the dense gradient. Only matters with moments=keep.",
+    )
     # --- pruning ---
     pruning: bool = Field(True, description="Dormant-neuron pruning on/off (ablation).")
     prune_mode: Literal["paper", "code"] = Field("paper", description="Dormant-unit connections, or smallest |w|.")
@@ -156,6 +161,7 @@ NECodeParams = params_with_defaults(
     after_target="churn",
     moments="keep",
     adam_step_reset=True,
+    mask_gradients=True,
     prune_mode="code",
     review_mode="off",
     review_every=100,
@@ -267,6 +273,8 @@ class NE(Method):
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
         growth = self.growth.get(net)
         if growth is None or not growth.tick(update):
+            if self.params.mask_gradients and net in self.topology.layers:
+                self.topology.mask_grads_(net)
             return True
         dormant = None
         if self.pruner.needs_activations and growth.phase == "growing" and self.last_batch is not None:
@@ -277,7 +285,10 @@ class NE(Method):
                 self._dormant_cache = (key, self.pruner.dormant_features(agent, list(self.growth), self.last_batch))
             dormant = self._dormant_cache[1]
         changed = growth.update(update, agent.optimizers[net], self.pruner, dormant, self.generator)
-        return not (changed and self.params.skip_step)
+        take = not (changed and self.params.skip_step)
+        if take and self.params.mask_gradients:
+            self.topology.mask_grads_(net)
+        return take
 
     def after_optimizer_step(self, agent: Agent, net: str, update: int) -> None:
         if self.topology is not None and net in self.topology.layers:

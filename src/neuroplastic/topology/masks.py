@@ -226,6 +226,19 @@ class Topology:
             torch._foreach_mul_(weights, masks)
 
     @torch.no_grad()
+    def mask_grads_(self, role: str) -> None:
+        """grad ← grad ⊙ mask for every sparse layer of `role`: masked entries then get no gradient, so their
+        Adam moments decay instead of tracking the dense gradient (what a gradient-mask hook does)."""
+        weights, masks = self._apply_lists(role)
+        grads = [w.grad for w in weights if w.grad is not None]
+        if len(grads) == len(weights) and grads:
+            torch._foreach_mul_(grads, masks)
+        else:
+            for w, m in zip(weights, masks, strict=True):
+                if w.grad is not None:
+                    w.grad.mul_(m)
+
+    @torch.no_grad()
     def mask_targets_(self, targets: dict[str, nn.Module], role: str) -> None:
         """Target weights ← target weights ⊙ *online* masks, so target and online share one topology.
 
