@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from neuroplastic.analysis import visual_rl
+from neuroplastic.analysis import figures, visual_rl
 
 KEYS = ["experiment", "label", "variant", "env", "seed", "run_id"]
 
@@ -37,7 +37,7 @@ def _final(curves: pd.DataFrame) -> pd.DataFrame:
     return last.reset_index()
 
 
-def test_switch_table_counts_runs_and_switches():
+def test_switch_table_counts_runs_and_switches(tmp_path):
     spec = {"kind": "switch_table", "experiment": "drq_arr", "labels": ["Adaptive RR"]}
     data = visual_rl.compute(spec, _curves(), _final(_curves()))
     quad = data[data.env == "dmc-pixels:quadruped-run"].iloc[0]
@@ -49,6 +49,11 @@ def test_switch_table_counts_runs_and_switches():
     assert (cheetah.runs, cheetah.switched) == (3, 2) and cheetah.mean_step == 1750
     md = visual_rl.to_markdown(spec, data)
     assert "| dmc-pixels:cheetah-run | Adaptive RR | 2 / 3 | 1,750 | 1,500 – 2,000 | 3,500 |" in md
+    # a variant that never switched renders dashes, also after the CSV round trip
+    never = data.assign(switched=0, mean_step=math.nan, min_step=math.nan, max_step=math.nan, mean_frames=math.nan)
+    figures.write_data(never, tmp_path / "never.csv")
+    md = visual_rl.to_markdown(spec, figures.read_data(tmp_path / "never.csv"))
+    assert "| Adaptive RR | 0 / 3 | – | – | – |" in md
 
 
 def test_reference_table_puts_ma_numbers_next_to_ours(tmp_path):
@@ -64,13 +69,16 @@ def test_reference_table_puts_ma_numbers_next_to_ours(tmp_path):
     assert row.frames == 6000
     cheetah = data[(data.env == "dmc-pixels:cheetah-run") & (data.group == "RR 0.5")].iloc[0]
     assert (cheetah.reported_mean, cheetah.reported_std) == (828, 59)
-    files = visual_rl.write({**spec, "name": "ma_table1"}, data, tmp_path / "ma_table1")
+    # as in the workflow: figure data goes through CSV before it is rendered
+    figures.write_data(data, tmp_path / "data.csv")
+    data = figures.read_data(tmp_path / "data.csv")
+    files = figures.render_to_files({**spec, "name": "ma_table1"}, data, tmp_path / "ma_table1")
     assert [f.suffix for f in files] == [".csv", ".md", ".tex"]
     md = (tmp_path / "ma_table1.md").read_text()
     assert "| dmc-pixels:quadruped-run | Adaptive RR | 784 ± 53 | 130 ± 100 | 3 | 6,000 |" in md
     assert r"784 $\pm$ 53" in (tmp_path / "ma_table1.tex").read_text()
     # same data → byte-identical files
-    again = visual_rl.write({**spec, "name": "ma_table1"}, data, tmp_path / "again")
+    again = figures.render_to_files({**spec, "name": "ma_table1"}, data, tmp_path / "again")
     assert [f.read_bytes() for f in files] == [f.read_bytes() for f in again]
 
 

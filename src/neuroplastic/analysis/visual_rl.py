@@ -173,14 +173,28 @@ def _pm(mean: float, std: float) -> str:
     return "–" if math.isnan(mean) else f"{mean:.0f} ± {std:.0f}"
 
 
+_NUMERIC = (
+    "runs", "switched", "mean_step", "min_step", "max_step", "mean_frames",
+    "reported_mean", "reported_std", "ours_mean", "ours_std", "seeds", "frames",
+)  # fmt: skip
+
+
 def _table_rows(spec: dict[str, Any], data: pd.DataFrame) -> tuple[list[str], list[list[str]], str]:
+    # Figure data comes back from CSV with empty strings for missing numbers (read_data keeps them).
+    data = data.copy()
+    for col in _NUMERIC:
+        if col in data:
+            data[col] = pd.to_numeric(data[col], errors="coerce")
+    for col in ("ma_task", "ma_column"):
+        if col in data:
+            data[col] = data[col].fillna("").astype(str)
     if spec["kind"] == "switch_table":
         head = ["env", "method", "switched / runs", "mean switch step", "range (steps)", "mean switch frame"]
         body = [
             [
                 r.env,
                 r.group,
-                f"{r.switched} / {r.runs}",
+                f"{int(r.switched)} / {int(r.runs)}",
                 _fmt(r.mean_step),
                 f"{_fmt(r.min_step)} – {_fmt(r.max_step)}" if r.switched else "–",
                 _fmt(r.mean_frames),
@@ -198,7 +212,7 @@ def _table_rows(spec: dict[str, Any], data: pd.DataFrame) -> tuple[list[str], li
             r.group if not r.ma_column or r.ma_column == r.group else f"{r.group} (= {r.ma_column})",
             _pm(r.reported_mean, r.reported_std),
             _pm(r.ours_mean, r.ours_std),
-            str(r.seeds),
+            str(int(r.seeds)),
             _fmt(r.frames),
         ]
         for r in data.itertuples()
