@@ -88,12 +88,22 @@ class Agent:
     def update(self, batch: Batch) -> None:
         raise NotImplementedError
 
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """The critic's regression target y, shape (B, 1), without gradient: the critic loss of sample i is
+        Σ_heads (Q_head(s_i, a_i) − y_i)² averaged over the batch. The update uses it too; callers outside the
+        update (metrics such as the gradient SNR) must fork the global RNG, since targets may draw noise."""
+        raise NotImplementedError(f"agent {self.name!r} does not expose its TD target")
+
     def log_values(self) -> dict[str, torch.Tensor]:
         """Latest scalar training values as device tensors (read only at log intervals)."""
         return {}
 
     def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
-        """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics)."""
+        """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics).
+
+        Contract (ReDo relies on it): the list for role `r` holds the hidden layers of every MLP in
+        `nets.mlps(self.nets[r])`, MLP after MLP in that order, each MLP's layers first to last.
+        """
         raise NotImplementedError
 
     def nonfinite(self) -> torch.Tensor:

@@ -4,7 +4,8 @@
 - `masks`: `SparseLayer` (a `MaskedLinear` and where it sits), `Topology` (find layers, initial masks, keep
   masked weights at zero after optimizer steps, mask target networks), `density_metrics`.
 - `ops`: selection primitives: prune by magnitude, prune the connections of given neurons, grow by |dense
-  gradient|, grow at random, initialise grown weights, reset Adam state of changed entries.
+  gradient|, grow at random, initialise grown weights, sparsity-aware (sparse-fan Glorot) init, reset Adam
+  state of changed entries.
 
 Typical use inside a method (see methods/ne.py for a complete one):
 
