@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from neuroplastic import config, loop
+from neuroplastic.analysis import cycling_figure
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -53,6 +54,14 @@ def test_every_eval_step_has_every_task_and_the_phase(tmp_path):
     # Four different tasks give four different returns at one eval point (the rows are not copies).
     assert wide.loc[eval_steps[-1], [f"eval_return.{t}" for t in TASKS]].nunique() == len(TASKS)
     assert wide["fau.critic"].dropna().index.tolist() == eval_steps
+
+    # The cycling figure reads these logs (as the workflow's curves table) and finds the cycle and its phases.
+    curves = df.assign(experiment="cyc", label="TD3", variant="TD3", env="cycling", seed=0, run_id="r")
+    assert cycling_figure.infer_task_order(curves) == TASKS
+    st = {"curve_reps": 50, "confidence": 0.95, "seed": 0}
+    data = cycling_figure.compute({"experiment": "cyc"}, curves, st, cycling_figure.bootstrap_mean_ci)
+    assert [(p, e) for p, _, e in cycling_figure.phases(data)] == [(k, PHASE * (k + 1)) for k in range(len(TASKS))]
+    cycling_figure.draw({}, data).savefig(tmp_path / "cycling.png")
 
 
 def test_resume_in_the_middle_of_a_phase_is_bit_identical(tmp_path, monkeypatch, capsys):

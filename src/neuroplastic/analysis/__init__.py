@@ -1,0 +1,1 @@
+"""Aggregation, statistics, figures and tables for the workflow (`neuroplastic aggregate|figures|estimate`)."""
