@@ -88,3 +88,21 @@ def test_resume_in_the_middle_of_a_phase_is_bit_identical(tmp_path, monkeypatch,
     assert resumed_at == 400 and (resumed_at - 1) // PHASE == 2
     ref = (tmp_path / "reference" / "metrics.parquet").read_bytes()
     assert (tmp_path / "resumed" / "metrics.parquet").read_bytes() == ref
+
+
+def test_episode_mode_run_advances_phases_by_episodes(tmp_path):
+    # No updates (start_steps = steps): random actions end Hopper/Walker2d episodes after a few dozen steps.
+    data = tiny_config(
+        env="cycling",
+        steps=400,
+        start_steps=400,
+        eval_every=400,
+        log_every=10,
+        cycle={"tasks": ["Hopper-v4", "Walker2d-v4"], "mode": "episodes", "phase_episodes": 2},
+    )
+    loop.train(config.resolve(data), tmp_path / "run", progress=False)
+    df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    phase = df[df.metric == "cycle.phase"].set_index("step").value
+    task = df[df.metric == "cycle.task_index"].set_index("step").value
+    assert phase.is_monotonic_increasing and phase.max() >= 3
+    assert (task == phase % 2).all()
