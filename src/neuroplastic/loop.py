@@ -113,6 +113,21 @@ def collect(run: Run, loop: LoopState, t: int) -> None:
     loop.step = t
 
 
+def advance(run: Run, loop: LoopState, t: int) -> None:
+    """Steps 1-4 of iteration `t`: collect, `on_step`, and (after `start_steps`) the updates it is owed."""
+    collect(run, loop, t)
+    run.methods.on_step(run.agent, t)
+    if t > run.cfg.start_steps:
+        loop.update_credit += run.agent.replay_ratio
+        while loop.update_credit >= 1.0:
+            loop.update_credit -= 1.0
+            batch = run.methods.on_sample(run.replay, t)
+            if batch is None:
+                batch = run.replay.sample(run.agent.params.batch_size)
+            run.agent.update(batch)
+            run.methods.on_update(run.agent, batch, t)
+
+
 def evaluate(run: Run) -> float:
     """Mean return of `eval_episodes` deterministic episodes on a fresh env seeded seed+100."""
     cfg = run.cfg
@@ -207,6 +222,7 @@ def _restore(run: Run, state: dict[str, Any]) -> tuple[LoopState, int]:
         raise RunDirError(f"checkpoint format {state.get('format')} is not {CHECKPOINT_FORMAT}")
     if state["run_id"] != run_id(run.cfg):
         raise RunDirError(f"checkpoint belongs to run {state['run_id']}, not {run_id(run.cfg)}")
+    run.methods.prepare_restore(run.agent, state["methods"])
     run.agent.load_state_dict(state["agent"])
     run.methods.load_state_dict(state["methods"])
     run.replay.load_state_dict(state["replay"])
@@ -277,24 +293,13 @@ def train(
         print(f"[{rid}] resumed from checkpoint at step {loop.step}", file=sys.stderr)
     log.open(offset)
 
-    agent, replay, methods, env = run.agent, run.replay, run.methods, run.env
+    agent, env = run.agent, run.env
     bar = Progress(cfg.steps, loop.step, f"{rid} {cfg.env}") if progress else None
     t0 = time.perf_counter()
     try:
         while loop.step < cfg.steps:
             t = loop.step + 1
-            collect(run, loop, t)
-
-            methods.on_step(agent, t)
-            if t > cfg.start_steps:
-                loop.update_credit += agent.replay_ratio
-                while loop.update_credit >= 1.0:
-                    loop.update_credit -= 1.0
-                    batch = methods.on_sample(replay, t)
-                    if batch is None:
-                        batch = replay.sample(agent.params.batch_size)
-                    agent.update(batch)
-                    methods.on_update(agent, batch, t)
+            advance(run, loop, t)
 
             row: dict[str, float] = {}
             if t % cfg.log_every == 0:

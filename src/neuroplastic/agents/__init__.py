@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from neuroplastic.agents.base import Agent
+from neuroplastic.agents.sac import SAC
 from neuroplastic.agents.td3 import TD3
 
-AGENTS: dict[str, type[Agent]] = {"td3": TD3}
+AGENTS: dict[str, type[Agent]] = {"td3": TD3, "sac": SAC}
 
 __all__ = ["AGENTS", "Agent"]

@@ -93,7 +93,11 @@ class Agent:
         return {}
 
     def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
-        """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics)."""
+        """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics).
+
+        Contract (ReDo relies on it): the list for role `r` holds the hidden layers of every MLP in
+        `nets.mlps(self.nets[r])`, MLP after MLP in that order, each MLP's layers first to last.
+        """
         raise NotImplementedError
 
     def nonfinite(self) -> torch.Tensor:

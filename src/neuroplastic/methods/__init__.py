@@ -7,6 +7,13 @@ at run time with `register`). Config entries `{name: ..., **params}` are validat
 from __future__ import annotations
 
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
+from neuroplastic.methods.crelu import CReLU
+from neuroplastic.methods.injection import PlasticityInjection
+from neuroplastic.methods.l2_init import L2Init
+from neuroplastic.methods.normalization import LayerNormMethod, NaP
+from neuroplastic.methods.redo import ReDo
+from neuroplastic.methods.reset import Reset
+from neuroplastic.methods.shrink_perturb import ShrinkPerturb
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -17,6 +24,10 @@ def register(cls: type[Method], name: str | None = None) -> type[Method]:
         raise ValueError(f"{cls.__name__} has no name")
     METHODS[key] = cls
     return cls
+
+
+for _cls in (Reset, ReDo, PlasticityInjection, LayerNormMethod, NaP, CReLU, L2Init, ShrinkPerturb):
+    register(_cls)
 
 
 def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:

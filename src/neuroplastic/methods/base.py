@@ -25,6 +25,12 @@ Every `log_every` env steps:
   7. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
 
 Checkpointing: `state_dict()` / `load_state_dict()` hold everything the method needs to resume bit-identically.
+A method that changes the networks' structure after build (Plasticity Injection adds heads at t*) re-creates
+that structure in `prepare_restore(agent, state)`, which the loop calls with the method's saved state *before*
+the agent's weights and optimizer states are loaded; `load_state_dict` follows after the agent is loaded.
+
+Agents may optimise roles that hold no MLP (SAC's temperature goes through `_optimize("temperature", ...)`), so
+hooks that receive a network name must ignore names they do not handle.
 """
 
 from __future__ import annotations
@@ -104,6 +110,9 @@ class Method:
     def state_dict(self) -> dict[str, Any]:
         return {}
 
+    def prepare_restore(self, agent: Agent, state: dict[str, Any]) -> None:
+        pass
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
@@ -175,6 +184,15 @@ class MethodStack:
 
     def state_dict(self) -> list[dict[str, Any]]:
         return [m.state_dict() for m in self.methods]
+
+    def prepare_restore(self, agent: Agent, states: list[dict[str, Any]]) -> None:
+        self._check_count(states)
+        for m, s in zip(self.methods, states, strict=True):
+            m.prepare_restore(agent, s)
+
+    def _check_count(self, states: list[dict[str, Any]]) -> None:
+        if len(states) != len(self.methods):
+            raise ValueError(f"checkpoint has {len(states)} method states, config has {len(self.methods)}")
 
     def load_state_dict(self, states: list[dict[str, Any]]) -> None:
         if len(states) != len(self.methods):

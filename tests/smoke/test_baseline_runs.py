@@ -1,0 +1,136 @@
+"""Baselines through `loop.train`: compositions work; runs equal plain TD3 until the method first acts; Reset and
+Plasticity Injection runs resume bit-identically after a SIGKILL. (Every (agent, method) pair alone is trained by
+`test_every_method.py` with each method's `smoke_params`.)"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from neuroplastic import config, loop
+from tests.baseline_helpers import one_thread
+from tests.conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.smoke
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def _cfg(method, agent="td3", **kw) -> dict:
+    base = {
+        "agent": {"name": agent, "hidden": 64},
+        "steps": 1000,
+        "start_steps": 500,
+        "eval_every": 1000,
+        "eval_episodes": 1,
+        "log_every": 250,
+        "method": method,
+    }
+    return tiny_config(**{**base, **kw})
+
+
+def _train(cfg: dict, out: Path) -> dict[str, dict[int, float]]:
+    loop.train(config.resolve(cfg), out, progress=False)
+    table = pq.read_table(out / "metrics.parquet").to_pylist()
+    series: dict[str, dict[int, float]] = {}
+    for row in table:
+        series.setdefault(row["metric"], {})[row["step"]] = row["value"]
+    return series
+
+
+COMPOSITIONS = [
+    ("td3", [{"name": "redo", "interval": 100}, {"name": "layernorm"}]),
+    ("td3", [{"name": "redo", "interval": 100}, {"name": "crelu", "nets": "both"}]),
+    ("td3", [{"name": "reset", "interval": 700}, {"name": "layernorm"}, {"name": "crelu"}]),
+    ("td3", [{"name": "plasticity_injection", "at_step": 700}, {"name": "layernorm"}]),
+    ("td3", [{"name": "nap"}, {"name": "l2_init"}, {"name": "shrink_perturb", "interval": 700}]),
+    ("sac", [{"name": "reset", "interval": 700, "last_layers": 1}, {"name": "nap"}]),
+    ("sac", [{"name": "redo", "interval": 100}, {"name": "layernorm", "nets": "critic"}]),
+]
+
+
+@pytest.mark.parametrize(("agent", "methods"), COMPOSITIONS, ids=lambda x: x if isinstance(x, str) else None)
+def test_methods_compose(tmp_path, agent, methods):
+    series = _train(_cfg(methods, agent=agent), tmp_path / "run")
+    assert math.isfinite(series["eval_return"][1000])
+    assert all(math.isfinite(v) for v in series["critic_loss"].values())
+    assert series["updates"][1000] == 500
+    if methods[0]["name"] == "redo":
+        assert series["redo.recycles"][1000] == 5
+
+
+@pytest.mark.parametrize(
+    ("entry", "first"),
+    [
+        ({"name": "reset", "interval": 450}, 450),
+        ({"name": "plasticity_injection", "at_step": 450}, 450),
+        ({"name": "redo", "interval": 100, "tau": 0.5}, 400),
+    ],
+    ids=["reset", "plasticity_injection", "redo"],
+)
+def test_logged_metrics_equal_plain_td3_until_the_method_acts(tmp_path, entry, first):
+    kw = {"steps": 550, "start_steps": 300, "log_every": 25, "eval_every": 275}
+    plain = _train(_cfg([], **kw), tmp_path / "plain")
+    method = _train(_cfg([entry], **kw), tmp_path / "method")
+    for name in ("critic_loss", "actor_loss", "dormant.critic.tau0.1", "fau.actor", "eval_return"):
+        before = {s: v for s, v in plain[name].items() if s < first}
+        assert before and before == {s: method[name][s] for s in before}, name
+    after = [s for s in plain["critic_loss"] if s >= first]
+    assert any(plain["critic_loss"][s] != method["critic_loss"][s] for s in after)
+
+
+def _cli_train(cfg_path: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    code = "import sys; from neuroplastic.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, "train", str(cfg_path), "--out", str(out), "--threads", "1", "--quiet"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize(
+    ("agent", "entry"),
+    [
+        ("td3", {"name": "reset", "interval": 300}),  # resets at 300 (before the checkpoint) and 600, 900 (after)
+        ("td3", {"name": "plasticity_injection", "at_step": 350}),  # injected before the checkpoint at 400
+        ("sac", {"name": "plasticity_injection", "at_step": 350, "nets": "critic"}),
+    ],
+    ids=["td3-reset", "td3-injection", "sac-injection"],
+)
+def test_resume_after_sigkill_is_bit_identical(tmp_path, agent, entry):
+    cfg = _cfg([entry], agent=agent, steps=1000, start_steps=200, log_every=50, eval_every=500, checkpoint_every=400)
+    reference = tmp_path / "reference"
+    loop.train(config.resolve(cfg), reference, progress=False)
+
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "killed"
+    ckpt = loop.default_ckpt_dir(out)
+    proc = _cli_train(cfg_path, out)
+    deadline = time.monotonic() + 300
+    while not (ckpt.exists() and any(ckpt.glob("*.complete"))):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "done").exists(), "the run finished before it could be killed"
+
+    loop.train(config.resolve(cfg), out, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumes"] == 1
+    assert (out / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
+    assert torch.get_num_threads() == 1
