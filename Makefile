@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv smoke test lint format lock bench clean
+.PHONY: venv smoke estimate test lint format lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or run 'make PY=/path/to/python3.11'"; exit 1; }
@@ -18,8 +18,14 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# The smoke DAG: every experiment and figure of config/smoke.yaml (tiny budgets, CPU), then its HTML report.
 smoke: $(STAMP)
-	$(BIN)/neuroplastic train config/examples/td3-hopper-tiny.yaml --out results/runs/example-td3-hopper
+	$(BIN)/snakemake --profile workflow/profiles/local --configfile config/smoke.yaml
+	$(BIN)/snakemake --configfile config/smoke.yaml --report results/report-smoke.html
+
+# Compute estimate of the paper DAG (runs × steps ÷ measured updates/s), before anyone launches it.
+estimate: $(STAMP)
+	$(BIN)/neuroplastic estimate --configfile config/paper.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
@@ -43,4 +49,4 @@ lock:
 	mv requirements.lock.new requirements.lock && rm -rf .lockenv
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake paper_figures/smoke

@@ -4,8 +4,14 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# One torch thread per test process: CI has 2 cores, and oversubscribed BLAS threads slow tiny matmuls ~50×
+# when other processes (subprocess runs, the DAG) share the cores. Subprocesses inherit these.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NEUROPLASTIC_THREADS", "1")
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

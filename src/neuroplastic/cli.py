@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON schema of run configs, agents and methods")
     p.set_defaults(func=cmd_schema)
+
+    from neuroplastic.analysis.commands import add_parsers as add_workflow_parsers
+
+    add_workflow_parsers(sub)  # plan, aggregate, figures, estimate
     return parser
 
 

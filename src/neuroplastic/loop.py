@@ -253,6 +253,7 @@ def _log_training(run: Run, step: int) -> dict[str, float]:
     if len(run.replay) > 0:
         batch = run.replay.sample(run.cfg.metrics_batch, generator=run.metrics_gen)
         values.update(metrics.plasticity(agent.hidden_activations(batch)))
+    values.update(metrics.density(agent.nets))
     values.update(run.methods.log_metrics(agent, run.replay, step))
     if isinstance(run.env, cycling.CyclingEnv):
         values.update(run.env.phase_metrics())

@@ -540,3 +540,26 @@ def test_injection_rejects_methods_that_cannot_follow_its_structure():
         build([{"name": "redo"}, {"name": "plasticity_injection"}])
     run, _ = build([{"name": "plasticity_injection"}, {"name": "layernorm"}, {"name": "crelu"}])
     assert run.agent.nets["critic"].q1.spec.activation == "crelu"
+
+
+@pytest.mark.parametrize("method", ["reset", "redo", "shrink_perturb"])
+def test_weight_edits_keep_sparse_masks(method):
+    """Composed with NE (masked layers), re-initialised weights are zero where the mask is off right after the
+    method acts (before NE's own re-masking after the next optimizer step could hide a leak)."""
+    entry = {"name": method, "interval": 10_000, **({"tau": 0.5} if method == "redo" else {"nets": "both"})}
+    if method == "reset":
+        entry.pop("nets")
+    run, st = build([{"name": "ne"}, entry], start_steps=START, steps=20_000)
+    advance(run, st, START + 20)
+    m, a = the_method(run, 1), run.agent
+    masked = [x for net in a.nets.values() for x in net.modules() if getattr(x, "mask", None) is not None]
+    assert masked, "NE built no masks"
+    if method == "reset":
+        m.reset(a, number=1)
+    elif method == "redo":
+        dormant = m.recycle(a, run.replay.sample(64), number=1)
+        assert any(d.any() for ds in dormant.values() for d in ds)
+    else:
+        m.apply(a, number=1)
+    assert all((x.weight[~x.mask] == 0).all() for x in masked)
+    assert all((x.weight[x.mask] != 0).any() for x in masked)

@@ -88,6 +88,12 @@ class Agent:
     def update(self, batch: Batch) -> None:
         raise NotImplementedError
 
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """The critic's regression target y, shape (B, 1), without gradient: the critic loss of sample i is
+        Σ_heads (Q_head(s_i, a_i) − y_i)² averaged over the batch. The update uses it too; callers outside the
+        update (metrics such as the gradient SNR) must fork the global RNG, since targets may draw noise."""
+        raise NotImplementedError(f"agent {self.name!r} does not expose its TD target")
+
     def log_values(self) -> dict[str, torch.Tensor]:
         """Latest scalar training values as device tensors (read only at log intervals)."""
         return {}

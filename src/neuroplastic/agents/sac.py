@@ -140,6 +140,16 @@ class SAC(Agent):
         a = actor.sample(o)[0] if explore else actor(o)
         return a[0].cpu().numpy().astype(np.float32)
 
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """Soft backup r·scale + γ·not_done·(min(Q̄1, Q̄2)(s', a') − α log π(a'|s')), a' ~ π (draws noise)."""
+        p = self.params
+        alpha = self.nets["temperature"]()
+        next_action, next_log_prob = self.nets["actor"].sample(batch.next_obs)
+        tq1, tq2 = self.targets["critic"](batch.next_obs, next_action)
+        soft_q = torch.min(tq1, tq2) - alpha * next_log_prob
+        return p.reward_scale * batch.reward + batch.not_done * p.gamma * soft_q
+
     def update(self, batch: Batch) -> None:
         p = self.params
         self.updates += 1
@@ -147,10 +157,7 @@ class SAC(Agent):
 
         with torch.no_grad():
             alpha = temperature()
-            next_action, next_log_prob = actor.sample(batch.next_obs)
-            tq1, tq2 = self.targets["critic"](batch.next_obs, next_action)
-            soft_q = torch.min(tq1, tq2) - alpha * next_log_prob
-            target_q = p.reward_scale * batch.reward + batch.not_done * p.gamma * soft_q
+        target_q = self.td_target(batch)
 
         q1, q2 = critic(batch.obs, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)

@@ -88,17 +88,21 @@ class TD3(Agent):
             a = a.clip(-m, m)
         return a.astype(np.float32)
 
-    def update(self, batch: Batch) -> None:
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """Clipped double-Q target with target-policy smoothing (draws the smoothing noise)."""
         p, m = self.params, self.env.max_action
+        noise = (torch.randn_like(batch.action) * (p.policy_noise * m)).clamp(-p.noise_clip * m, p.noise_clip * m)
+        next_action = (self.targets["actor"](batch.next_obs) + noise).clamp(-m, m)
+        tq1, tq2 = self.targets["critic"](batch.next_obs, next_action)
+        return batch.reward + batch.not_done * p.gamma * torch.min(tq1, tq2)
+
+    def update(self, batch: Batch) -> None:
+        p = self.params
         self.updates += 1
         actor, critic = self.nets["actor"], self.nets["critic"]
 
-        with torch.no_grad():
-            noise = (torch.randn_like(batch.action) * (p.policy_noise * m)).clamp(-p.noise_clip * m, p.noise_clip * m)
-            next_action = (self.targets["actor"](batch.next_obs) + noise).clamp(-m, m)
-            tq1, tq2 = self.targets["critic"](batch.next_obs, next_action)
-            target_q = batch.reward + batch.not_done * p.gamma * torch.min(tq1, tq2)
-
+        target_q = self.td_target(batch)
         q1, q2 = critic(batch.obs, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self._optimize("critic", critic_loss)

@@ -40,4 +40,17 @@ def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
     return MethodStack(methods)
 
 
+def _register_builtin() -> None:
+    from neuroplastic.methods.grad_snr import GradSNR
+    from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
+    from neuroplastic.methods.sparse import GMP, SET, RigL, Static
+
+    for cls in (NE, NECode, *NE_ABLATIONS.values()):
+        register(cls)
+    for cls in (Static, SET, RigL, GMP, GradSNR):
+        register(cls)
+
+
+_register_builtin()
+
 __all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]

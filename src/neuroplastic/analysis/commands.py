@@ -1,0 +1,151 @@
+"""CLI subcommands for the workflow: `neuroplastic plan|aggregate|figures|estimate` (wired in cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from neuroplastic.experiments import WorkflowConfigError, plan_from_file
+
+    try:
+        plan = plan_from_file(args.configfile)
+    except WorkflowConfigError as err:
+        return _fail(str(err))
+    out = {
+        "name": plan.name,
+        "runs": len(plan.runs),
+        "experiments": {e: len(plan.experiment_run_ids(e)) for e in plan.config["experiments"]},
+        "figures": sorted(plan.config["figures"]),
+    }
+    if args.members:
+        out["members"] = [m.as_row() for m in plan.members]
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from neuroplastic.analysis import aggregate
+
+    try:
+        aggregate.run(Path(args.table), Path(args.runs), Path(args.out), args.final_fraction)
+    except aggregate.AggregationError as err:
+        return _fail(str(err), 1)
+    return 0
+
+
+def cmd_figure_data(args: argparse.Namespace) -> int:
+    from neuroplastic.analysis import figures, stats
+
+    spec = figures.load_spec(Path(args.spec))
+    try:
+        data = figures.compute(spec, Path(args.aggregates))
+    except (figures.FigureError, stats.StatsError) as err:
+        return _fail(f"figure {spec.get('name')!r}: {err}", 1)
+    figures.write_data(data, Path(args.out))
+    return 0
+
+
+def cmd_figure_render(args: argparse.Namespace) -> int:
+    from neuroplastic.analysis import figures
+
+    spec = figures.load_spec(Path(args.spec))
+    data = figures.read_data(Path(args.data))
+    figures.render_to_files(spec, data, Path(args.out))
+    return 0
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(directory: Path, files: list[Path] | None = None) -> Path:
+    """MANIFEST.json: every file under `directory` (or the given ones) with its sha256 and size."""
+    directory = Path(directory)
+    if files is None:
+        files = [p for p in directory.rglob("*") if p.is_file() and p.name != "MANIFEST.json"]
+    entries = {}
+    for p in sorted(Path(f) for f in files):
+        rel = p.resolve().relative_to(directory.resolve()).as_posix()
+        entries[rel] = {"sha256": sha256_of(p), "bytes": p.stat().st_size}
+    out = directory / "MANIFEST.json"
+    out.write_text(json.dumps({"files": entries}, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def cmd_figure_manifest(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files] if args.files else None
+    write_manifest(Path(args.directory), files)
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from neuroplastic.analysis import estimate
+    from neuroplastic.experiments import WorkflowConfigError, plan_from_file
+
+    try:
+        plan = plan_from_file(args.configfile)
+    except WorkflowConfigError as err:
+        return _fail(str(err))
+    est = estimate.estimate(
+        plan,
+        measure_updates=args.updates,
+        cpu_steps_per_s=args.cpu_updates_per_s,
+        gpu_steps_per_s=args.gpu_updates_per_s,
+        threads=args.threads,
+    )
+    print(json.dumps(est, indent=2) if args.json else estimate.format_report(est), end="")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="validate a workflow config and print its experiments and run counts")
+    p.add_argument("--configfile", required=True)
+    p.add_argument("--members", action="store_true", help="also list every (experiment, variant, env, seed, run id)")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("aggregate", help="one experiment's runs → tidy tables (curves, final; parquet + csv)")
+    p.add_argument("--table", required=True, help="experiment table JSON written by the workflow")
+    p.add_argument("--runs", default="results/runs", help="directory holding <run_id>/ run directories")
+    p.add_argument("--out", required=True, help="output directory (curves.*, final.*)")
+    p.add_argument("--final-fraction", type=float, default=0.1, help="last fraction of points averaged as final")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("figures", help="figure data, rendering and the MANIFEST of paper_figures/<name>/")
+    fsub = p.add_subparsers(dest="figures_command", required=True)
+    q = fsub.add_parser("data", help="compute a figure's statistics (CSV) from aggregated tables")
+    q.add_argument("--spec", required=True, help="figure spec JSON written by the workflow")
+    q.add_argument("--aggregates", required=True, help="directory with <experiment>/{curves,final}.parquet")
+    q.add_argument("--out", required=True, help="figure data CSV")
+    q.set_defaults(func=cmd_figure_data)
+    q = fsub.add_parser("render", help="draw a figure (PDF+PNG) or write a table (CSV+MD+TeX) from its data")
+    q.add_argument("--spec", required=True)
+    q.add_argument("--data", required=True)
+    q.add_argument("--out", required=True, help="output prefix, e.g. paper_figures/smoke/main_curves")
+    q.set_defaults(func=cmd_figure_render)
+    q = fsub.add_parser("manifest", help="write MANIFEST.json (sha256 per file) for a figures directory")
+    q.add_argument("directory")
+    q.add_argument("files", nargs="*", help="files to list (default: every file in the directory)")
+    q.set_defaults(func=cmd_figure_manifest)
+
+    p = sub.add_parser("estimate", help="compute estimate of a workflow config (CPU-hours, GPU-hours)")
+    p.add_argument("--configfile", required=True)
+    p.add_argument("--updates", type=int, default=None, help="updates timed per agent/method class")
+    p.add_argument("--cpu-updates-per-s", type=float, default=None, help="skip measuring; use this CPU rate")
+    p.add_argument("--gpu-updates-per-s", type=float, default=None, help="GPU rate (default: measured or declared)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads while measuring")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)

@@ -1,0 +1,300 @@
+"""Masks of sparse networks: which layers are sparse, initial masks, applying masks, density.
+
+A *sparse layer* is a `MaskedLinear` (nets.py) whose `mask` buffer is a bool tensor of the weight's shape;
+`mask is None` means dense. Masked entries of the weight are held at exactly zero: the forward pass stays the
+dense matmul, and `Topology.apply_` multiplies the weights by their masks after every optimizer step (Adam
+moves zero-gradient entries too, through its moments, so a gradient mask alone would not be enough). Because
+masked weights are zero and the forward pass is dense, `weight.grad` after a backward pass is the *dense*
+gradient, which gradient-based growth (RigL, NE) scores inactive entries with.
+
+Only `MaskedLinear` layers of the chosen network roles are ever masked; LayerNorm weights, biases,
+convolutions and any other module are left dense (LayerNorm weights may still count towards an ERK budget,
+as in the NE code, see `budget_shapes`).
+
+Masks are replaced, never edited in place (`SparseLayer.set_mask`), so caches keyed on the mask tensor's
+identity (the float copies used by `apply_`) and target networks that alias the online mask stay coherent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from neuroplastic.nets import ACTIVATION_WIDTH, MLP, MaskedLinear
+from neuroplastic.topology.distribution import layer_sparsities
+
+MASK_INITS = ("magnitude", "random")
+
+
+@dataclass(eq=False)
+class SparseLayer:
+    """One `MaskedLinear` of a network, with where it sits (for unit ↔ row/column mapping)."""
+
+    role: str  # network role in `agent.nets`, e.g. "critic"
+    name: str  # qualified module name inside that network, e.g. "q1.layers.0"
+    module: MaskedLinear
+    mlp: MLP | None  # the MLP that owns the layer (None for a MaskedLinear outside any MLP)
+    index: int  # position in `mlp.layers` (-1 outside an MLP)
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}.{self.name}"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.module.weight
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        return self.module.mask
+
+    @property
+    def numel(self) -> int:
+        return self.module.weight.numel()
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.module.mask is not None
+
+    @property
+    def is_first(self) -> bool:
+        return self.mlp is not None and self.index == 0
+
+    @property
+    def is_last(self) -> bool:
+        return self.mlp is not None and self.index == len(self.mlp.layers) - 1
+
+    def set_mask(self, mask: torch.Tensor | None) -> None:
+        """Install a new mask (a new tensor, never edited in place) and zero the weight outside it."""
+        self.module.set_mask(mask)
+
+    # --- unit mapping (for neuron-level operations such as dormant-neuron pruning) ---------------
+    def output_unit(self) -> int | None:
+        """Index of the hidden layer whose units are this layer's rows (None for an MLP's output layer)."""
+        if self.mlp is None or self.is_last:
+            return None
+        return self.index
+
+    def input_unit(self) -> int | None:
+        """Index of the hidden layer whose units feed this layer's columns (None for an MLP's first layer)."""
+        if self.mlp is None or self.is_first:
+            return None
+        return self.index - 1
+
+    def input_widen(self) -> int:
+        """Columns per input unit (2 after a CReLU, which concatenates both signs)."""
+        return ACTIVATION_WIDTH[self.mlp.spec.activation] if self.mlp is not None else 1
+
+
+def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
+    """Every `MaskedLinear` of `net`, in registration order, with its owning MLP if any."""
+    owner: dict[int, tuple[MLP, int]] = {}
+    for module in net.modules():
+        if isinstance(module, MLP):
+            for i, layer in enumerate(module.layers):
+                owner[id(layer)] = (module, i)
+    out = []
+    for name, module in net.named_modules():
+        if isinstance(module, MaskedLinear):
+            mlp, index = owner.get(id(module), (None, -1))
+            out.append(SparseLayer(role, name, module, mlp, index))
+    return out
+
+
+def budget_shapes(net: nn.Module, layers: Sequence[SparseLayer], count_norms: bool) -> dict[str, tuple[int, ...]]:
+    """Weight shapes that make up a network's sparsity budget: its linear layers, plus its LayerNorm weights
+    when `count_norms` (the NE code counts every module with a `.weight`, LayerNorm included, spec §1.2)."""
+    shapes = {layer.name: tuple(layer.weight.shape) for layer in layers}
+    if count_norms:
+        for name, module in net.named_modules():
+            if isinstance(module, nn.LayerNorm) and module.weight is not None:
+                shapes[name] = tuple(module.weight.shape)
+    return shapes
+
+
+def init_mask(weight: torch.Tensor, n_active: int, init: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A bool mask with exactly `n_active` ones.
+
+    `magnitude`: the largest |w| of the current weight (the NE code's `weight_sparsify`, spec §1.3);
+    `random`: a uniformly random subset (Erdős–Rényi), drawn with `generator`.
+    """
+    n = weight.numel()
+    if not 0 <= n_active <= n:
+        raise ValueError(f"n_active={n_active} outside [0, {n}]")
+    if init == "magnitude":
+        scores = weight.detach().abs().flatten()
+    elif init == "random":
+        scores = torch.rand(n, generator=generator, device=weight.device) if generator is not None else None
+        if scores is None:
+            raise ValueError("random mask init needs a generator")
+    else:
+        raise ValueError(f"unknown mask init {init!r} (known: {', '.join(MASK_INITS)})")
+    mask = torch.zeros(n, dtype=torch.bool, device=weight.device)
+    mask[torch.topk(scores, n_active, sorted=False).indices] = True
+    return mask.view_as(weight)
+
+
+class Topology:
+    """The sparse layers of some networks of an agent, and the operations every sparse method needs.
+
+    Build it once after the networks exist (`Method.on_build`), `init_masks(...)` per role, then call
+    `apply_(role)` after each optimizer step of that role and `mask_targets_(targets, role)` after each
+    Polyak update. Grow/prune primitives live in `topology.ops`; they return new masks that go through
+    `SparseLayer.set_mask`.
+    """
+
+    def __init__(self, nets: dict[str, nn.Module], roles: Iterable[str]) -> None:
+        roles = list(roles)
+        missing = [r for r in roles if r not in nets]
+        if missing:
+            raise KeyError(f"sparse roles {missing} are not networks of this agent (it has {sorted(nets)})")
+        self.nets = {r: nets[r] for r in roles}
+        self.layers: dict[str, list[SparseLayer]] = {r: find_layers(nets[r], r) for r in roles}
+        self._apply_cache: dict[str, tuple[list, list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._target_cache: dict[str, tuple] = {}
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.layers)
+
+    def all_layers(self) -> list[SparseLayer]:
+        return [layer for layers in self.layers.values() for layer in layers]
+
+    def sparse_layers(self, role: str | None = None) -> list[SparseLayer]:
+        layers = self.all_layers() if role is None else self.layers[role]
+        return [layer for layer in layers if layer.is_sparse]
+
+    # --- initial masks --------------------------------------------------------------------------
+    def init_masks(
+        self,
+        role: str,
+        sparsity: float,
+        distribution: str = "erk",
+        init: str = "magnitude",
+        dense_first_last: bool = False,
+        count_norms: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, float]:
+        """Mask `role` at global `sparsity`; returns the per-layer sparsity (0 = left dense, no mask).
+
+        The budget is every linear weight of the network (plus LayerNorm weights when `count_norms`), except
+        the first and last layer of each MLP when `dense_first_last`: those stay dense and do not count.
+
+        Layer l keeps N_l − ⌊S_l·N_l⌋ entries (the NE code's count). Layers whose sparsity is ≤ 0 stay dense
+        (`mask is None`) and never grow or shrink.
+        """
+        layers = self.layers[role]
+        shapes = budget_shapes(self.nets[role], layers, count_norms)
+        # Forced-dense first/last layers sit outside the budget: s₀ is the sparsity of the other layers (with
+        # them inside, a wide input layer such as Humanoid's 376 inputs would leave no budget at s₀ = 0.8).
+        for layer in layers:
+            if dense_first_last and (layer.is_first or layer.is_last):
+                del shapes[layer.name]
+        sparsities = layer_sparsities(distribution, shapes, sparsity) if sparsity > 0 and shapes else {}
+        out = {}
+        for layer in layers:
+            s = sparsities.get(layer.name, 0.0)
+            out[layer.name] = max(s, 0.0)
+            if s <= 0.0:
+                layer.set_mask(None)
+                continue
+            n_active = layer.numel - int(s * layer.numel)
+            layer.set_mask(init_mask(layer.weight, n_active, init, generator))
+        return out
+
+    # --- keeping masked entries at zero ---------------------------------------------------------
+    def _apply_lists(self, role: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        layers = self.sparse_layers(role)
+        masks = [layer.mask for layer in layers]
+        cached = self._apply_cache.get(role)
+        stale = cached is None or len(cached[0]) != len(masks)
+        if stale or any(a is not b for a, b in zip(cached[0], masks, strict=True)):
+            weights = [layer.weight for layer in layers]
+            float_masks = [m.to(layer.weight.dtype) for m, layer in zip(masks, layers, strict=True)]
+            cached = (masks, weights, float_masks)
+            self._apply_cache[role] = cached
+        return cached[1], cached[2]
+
+    @torch.no_grad()
+    def apply_(self, role: str) -> None:
+        """w ← w ⊙ mask for every sparse layer of `role` (float copies of the masks make this one fused op)."""
+        weights, masks = self._apply_lists(role)
+        if weights:
+            torch._foreach_mul_(weights, masks)
+
+    @torch.no_grad()
+    def mask_grads_(self, role: str) -> None:
+        """grad ← grad ⊙ mask for every sparse layer of `role`: masked entries then get no gradient, so their
+        Adam moments decay instead of tracking the dense gradient (what a gradient-mask hook does)."""
+        weights, masks = self._apply_lists(role)
+        grads = [w.grad for w in weights if w.grad is not None]
+        if len(grads) == len(weights) and grads:
+            torch._foreach_mul_(grads, masks)
+        else:
+            for w, m in zip(weights, masks, strict=True):
+                if w.grad is not None:
+                    w.grad.mul_(m)
+
+    @torch.no_grad()
+    def mask_targets_(self, targets: dict[str, nn.Module], role: str) -> None:
+        """Target weights ← target weights ⊙ *online* masks, so target and online share one topology.
+
+        The target's own `mask` buffer is pointed at the online mask, so a checkpoint of the targets stores
+        the current topology rather than the one copied when the targets were built.
+        """
+        if role not in targets:
+            return
+        _, float_masks = self._apply_lists(role)
+        online_masks = self._apply_cache[role][0]
+        cached = self._target_cache.get(role)
+        stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
+        if stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True)):
+            by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MaskedLinear)}
+            target_weights = []
+            for layer in self.sparse_layers(role):
+                target = by_name[layer.name]
+                target.mask = layer.mask
+                target_weights.append(target.weight)
+            cached = (targets[role], list(online_masks), target_weights)
+            self._target_cache[role] = cached
+        if cached[2]:
+            torch._foreach_mul_(cached[2], float_masks)
+
+    # --- density (from masks, on the device) ----------------------------------------------------
+    def active_counts(self, role: str | None = None) -> dict[str, torch.Tensor]:
+        """Active entries per layer key (device tensors; dense layers count all entries)."""
+        layers = self.all_layers() if role is None else self.layers[role]
+        out = {}
+        for layer in layers:
+            if layer.mask is None:
+                out[layer.key] = torch.tensor(layer.numel, device=layer.weight.device)
+            else:
+                out[layer.key] = layer.mask.sum()
+        return out
+
+
+def density_metrics(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """`density.<role>` and `density.<role>.<layer>` for every network with at least one mask.
+
+    Density = active entries / all entries, over the weights of the network's `MaskedLinear` layers (dense
+    layers count fully; biases and LayerNorm weights are not counted). Values are device tensors.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for role, net in nets.items():
+        layers = find_layers(net, role)
+        if not any(layer.is_sparse for layer in layers):
+            continue
+        active, total = [], 0
+        for layer in layers:
+            if layer.mask is None:
+                count = torch.tensor(float(layer.numel), device=layer.weight.device)
+            else:
+                count = layer.mask.sum().float()
+            out[f"density.{role}.{layer.name}"] = count / layer.numel
+            active.append(count)
+            total += layer.numel
+        out[f"density.{role}"] = torch.stack(active).sum() / total
+    return out

@@ -1,0 +1,197 @@
+"""Workflow config → plan: schema validation, run expansion, deduplication, sweeps, figure checks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from neuroplastic import config as run_config
+from neuroplastic.experiments import WorkflowConfigError, plan_from_dict, plan_from_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def base_config() -> dict:
+    return {
+        "name": "t",
+        "run": {"agent": "td3", "steps": 600, "start_steps": 200, "eval_every": 300, "checkpoint_every": 0},
+        "experiments": {
+            "main": {
+                "envs": ["Hopper-v4", "Walker2d-v4"],
+                "seeds": 2,
+                "variants": [{"label": "TD3"}, {"label": "TD3-NE-critic", "agent": {"critic": "ne"}}],
+            },
+            "other": {"envs": ["Hopper-v4"], "seeds": [0, 1], "variants": [{"label": "TD3"}]},
+        },
+        "figures": {"curves": {"kind": "curves", "experiment": "main"}},
+    }
+
+
+def test_expansion_dedups_runs_shared_by_experiments():
+    plan = plan_from_dict(base_config())
+    assert len(plan.experiment_members("main")) == 8
+    assert len(plan.experiment_members("other")) == 2
+    # `other` repeats TD3 on Hopper with seeds 0, 1: the same resolved configs, so the same two runs.
+    assert len(plan.runs) == 8
+    assert set(plan.experiment_run_ids("other")) <= set(plan.experiment_run_ids("main"))
+    for rid, run in plan.runs.items():
+        assert run_config.run_id(run_config.resolve(run)) == rid
+    crit = {m.variant: plan.runs[m.run_id]["agent"]["critic"] for m in plan.experiment_members("main")}
+    assert crit == {"TD3": "td3", "TD3-NE-critic": "ne"}
+    # Defaults were filled (stats, train, container) and the text the train rule writes is the resolved config.
+    assert plan.config["stats"]["reps"] == 50000 and plan.config["container"]["enabled"] is False
+    rid = plan.members[0].run_id
+    assert run_config.resolve(yaml.safe_load(plan.run_config_text(rid))) is not None
+
+
+def test_unknown_top_level_and_nested_keys_are_named():
+    cfg = base_config()
+    cfg["sedes"] = 3
+    cfg["experiments"]["main"]["variants"][0]["lable"] = "x"
+    with pytest.raises(WorkflowConfigError) as err:
+        plan_from_dict(cfg)
+    msg = str(err.value)
+    assert "<top level>: unknown key 'sedes'" in msg
+    assert "experiments.main.variants[0]: unknown key 'lable'" in msg
+
+
+def test_unknown_method_names_experiment_and_method():
+    cfg = base_config()
+    cfg["experiments"]["other"]["variants"].append({"label": "X", "method": [{"name": "not_a_method"}]})
+    with pytest.raises(
+        WorkflowConfigError, match=r"experiments\.other\.variants\[1\] \(X\).*unknown method 'not_a_method'"
+    ):
+        plan_from_dict(cfg)
+
+
+def test_unknown_env_and_run_key_are_named():
+    cfg = base_config()
+    cfg["experiments"]["other"]["envs"] = ["Nope-v9"]
+    with pytest.raises(WorkflowConfigError, match=r"experiments\.other.*unknown env 'Nope-v9'"):
+        plan_from_dict(cfg)
+    cfg = base_config()
+    cfg["experiments"]["main"]["run"] = {"stepz": 5}
+    with pytest.raises(WorkflowConfigError, match=r"experiments\.main.*stepz: unknown key"):
+        plan_from_dict(cfg)
+    cfg = base_config()
+    cfg["experiments"]["main"]["run"] = {"seed": 5}
+    with pytest.raises(WorkflowConfigError, match=r"run\.seed is not allowed"):
+        plan_from_dict(cfg)
+
+
+def test_sweep_expands_with_tags_and_distinct_variants():
+    cfg = base_config()
+    cfg["experiments"]["sweep"] = {
+        "envs": ["Hopper-v4"],
+        "seeds": 1,
+        "variants": [
+            {"label": "W", "tags": {"family": "td3"}, "sweep": {"agent.hidden": [32, 64], "agent.lr": [1e-3]}}
+        ],
+    }
+    plan = plan_from_dict(cfg)
+    members = plan.experiment_members("sweep")
+    assert [m.variant for m in members] == ["W[hidden=32,lr=0.001]", "W[hidden=64,lr=0.001]"]
+    assert members[0].tags == {"family": "td3", "hidden": 32, "lr": 1e-3}
+    assert [plan.runs[m.run_id]["agent"]["hidden"] for m in members] == [32, 64]
+    cfg["experiments"]["sweep"]["variants"][0]["sweep"] = {"method.3.x": [1]}
+    with pytest.raises(WorkflowConfigError, match=r"sweep\.method\.3\.x"):
+        plan_from_dict(cfg)
+
+
+def test_figure_problems_are_reported_before_anything_runs():
+    cfg = base_config()
+    cfg["figures"] = {
+        "a": {"kind": "curves", "experiment": "nope"},
+        "b": {"kind": "probability_of_improvement", "experiment": "main"},
+        "c": {"kind": "curves", "experiment": "main", "target": "TD3", "labels": ["Nope"]},
+        "d": {"kind": "score_vs_param", "experiment": "main", "x": "sparsity"},
+        "e": {"kind": "aggregate_intervals", "experiment": "main", "reference": {"label": "Ghost"}},
+        "f": {"kind": "final_bars", "experiment": "main", "reference": {"experiment": "other", "label": "TD3"}},
+    }
+    with pytest.raises(WorkflowConfigError) as err:
+        plan_from_dict(cfg)
+    msg = str(err.value)
+    assert "figures.a: experiment 'nope' is not declared" in msg
+    assert "figures.b: probability_of_improvement needs `target`" in msg
+    assert "figures.c: key 'target' does not apply to kind 'curves'" in msg
+    assert "figures.c: label 'Nope' is not a variant" in msg
+    assert "figures.d: x: tag 'sparsity' is missing" in msg
+    assert "figures.e: reference label 'Ghost'" in msg
+    assert "figures.f: env 'Walker2d-v4' has no reference runs in experiment 'other'" in msg
+
+
+@pytest.mark.parametrize("name", ["smoke", "paper"])
+def test_committed_configs_plan(name):
+    plan = plan_from_file(REPO / "config" / f"{name}.yaml")
+    assert plan.name == name
+    assert plan.config["figures"], "every config declares figures"
+    if name == "paper":
+        assert all(int(r["steps"]) >= 1_000_000 for r in plan.runs.values())
+        for exp in plan.config["experiments"].values():
+            from neuroplastic.experiments import seeds_of
+
+            assert len(seeds_of(exp)) >= 7
+    else:
+        assert all(int(r["steps"]) <= 2000 for r in plan.runs.values())
+
+
+def test_smoke_and_paper_declare_the_same_experiments_and_figures():
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert set(smoke["experiments"]) == set(paper["experiments"])
+    assert smoke["figures"] == paper["figures"]
+    for exp in smoke["experiments"]:
+        labels = [v["label"] for v in smoke["experiments"][exp]["variants"]]
+        assert labels == [v["label"] for v in paper["experiments"][exp]["variants"]], exp
+
+
+def test_catalogue_plans_with_its_methods_registered(monkeypatch):
+    """config/catalogue.yaml (figures waiting for methods) merged into each config plans and passes the figure
+    checks once its methods exist; missing methods/agents are stood in by permissive stubs here."""
+    from pydantic import ConfigDict
+
+    from neuroplastic.agents import AGENTS, Agent
+    from neuroplastic.agents.base import AgentParams
+    from neuroplastic.methods import METHODS, Method, Params
+
+    class AnyParams(Params):
+        model_config = ConfigDict(extra="allow")
+
+    class AnyAgentParams(AgentParams):
+        model_config = ConfigDict(extra="allow")
+
+    catalogue = yaml.safe_load((REPO / "config" / "catalogue.yaml").read_text())
+    needed_methods = set()
+    needed_agents = set()
+    for section in catalogue.values():
+        for exp in section["experiments"].values():
+            agent = (exp.get("run") or {}).get("agent")
+            if agent:
+                needed_agents.add(agent if isinstance(agent, str) else agent["name"])
+            for v in exp["variants"]:
+                needed_methods |= {m if isinstance(m, str) else m["name"] for m in v.get("method", [])}
+    for name in needed_methods - set(METHODS):
+        monkeypatch.setitem(METHODS, name, type(f"Stub_{name}", (Method,), {"name": name, "Params": AnyParams}))
+    for name in needed_agents - set(AGENTS):
+        monkeypatch.setitem(AGENTS, name, type(f"Stub_{name}", (Agent,), {"name": name, "Params": AnyAgentParams}))
+
+    for name in ("smoke", "paper"):
+        cfg = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
+        merged = copy.deepcopy(cfg)
+        merged["experiments"].update(catalogue[name]["experiments"])
+        merged["figures"].update(catalogue[name]["figures"])
+        plan = plan_from_dict(merged, source=f"{name}+catalogue")
+        assert set(catalogue[name]["figures"]) <= set(plan.config["figures"])
+    assert set(catalogue["smoke"]["experiments"]) == set(catalogue["paper"]["experiments"])
+    assert catalogue["smoke"]["figures"] == catalogue["paper"]["figures"]
+
+
+def test_every_declared_figure_is_indexed_in_paper_figures_readme():
+    readme = (REPO / "paper_figures" / "README.md").read_text()
+    catalogue = yaml.safe_load((REPO / "config" / "catalogue.yaml").read_text())
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    for fig in [*paper["figures"], *catalogue["paper"]["figures"]]:
+        assert f"| `{fig}` |" in readme, fig

@@ -1,0 +1,197 @@
+# Config → plan: validation, expansion of experiments into runs (deduplicated by run id) and the helper
+# functions the rules use. No lambdas in rules: every input/param function lives here.
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from neuroplastic.analysis.figures import TABLE_KINDS
+from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
+
+BUILD_SCRIPT = str(Path(workflow.basedir) / "containers" / "build.sh")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+
+# Own validation first: it reports every problem with its key path, then resolves every run of every
+# experiment (unknown method/env/agent or run key → error naming the experiment) before any job starts.
+try:
+    PLAN = plan_from_dict(config, source="workflow config", schema_path=SCHEMA)
+except WorkflowConfigError as err:
+    raise WorkflowError(str(err)) from None
+validate(config, str(SCHEMA))  # fills the schema defaults into `config` (report captions read it)
+
+NAME = PLAN.name
+FIGURES = PLAN.config["figures"]
+TABLE_NAMES = [f for f, spec in FIGURES.items() if spec["kind"] in TABLE_KINDS]
+FIGURE_NAMES = [f for f, spec in FIGURES.items() if spec["kind"] not in TABLE_KINDS]
+EXPERIMENTS = list(PLAN.config["experiments"])
+CONTAINER = PLAN.config["container"]
+
+# Host jobs call the interpreter that runs Snakemake (no PATH assumptions); container jobs the image's command.
+NEUROPLASTIC = f"{shlex.quote(sys.executable)} -m neuroplastic.cli"
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+wildcard_constraints:
+    run_id="[0-9a-f]{12}",
+    experiment=_alternatives(EXPERIMENTS),
+
+
+def run_config_text(wildcards):
+    return PLAN.run_config_text(wildcards.run_id)
+
+
+def experiment_table_text(wildcards):
+    return PLAN.experiment_table_text(wildcards.experiment)
+
+
+def figure_spec_text(wildcards):
+    return PLAN.figure_spec_text(wildcards.figure)
+
+
+def run_done(run_id):
+    return f"results/runs/{run_id}/done"
+
+
+def run_dir(wildcards):
+    return f"results/runs/{wildcards.run_id}"
+
+
+def experiment_done_files(wildcards):
+    return [run_done(r) for r in PLAN.experiment_run_ids(wildcards.experiment)]
+
+
+def aggregate_files(experiment):
+    base = f"results/aggregate/{NAME}/{experiment}"
+    return {
+        "curves": f"{base}/curves.parquet",
+        "curves_csv": f"{base}/curves.csv",
+        "final": f"{base}/final.parquet",
+        "final_csv": f"{base}/final.csv",
+    }
+
+
+def figure_aggregate_inputs(wildcards):
+    files = []
+    for exp in PLAN.figure_experiments(wildcards.figure):
+        agg = aggregate_files(exp)
+        files += [agg["curves"], agg["final"]]
+    return files
+
+
+def figure_outputs(figure):
+    exts = ("csv", "md", "tex") if figure in TABLE_NAMES else ("pdf", "png")
+    return [f"paper_figures/{NAME}/{figure}.{ext}" for ext in exts]
+
+
+def all_outputs():
+    files = [f"paper_figures/{NAME}/MANIFEST.json"]
+    for exp in EXPERIMENTS:
+        files += list(aggregate_files(exp).values())
+    return files
+
+
+def rendered_files():
+    return [f for fig in FIGURES for f in figure_outputs(fig)]
+
+
+# ---- training resources (max over the experiments that declare a run; runtime grows with each retry) ----
+def train_threads(wildcards):
+    return PLAN.train[wildcards.run_id]["threads"]
+
+
+def train_mem_mb(wildcards, attempt):
+    return PLAN.train[wildcards.run_id]["mem_mb"]
+
+
+def train_runtime(wildcards, attempt):
+    return PLAN.train[wildcards.run_id]["runtime"] * attempt
+
+
+def train_gpu(wildcards):
+    return PLAN.train[wildcards.run_id]["gpu"]
+
+
+def train_device(wildcards):
+    return PLAN.train[wildcards.run_id]["device"]
+
+
+# ---- container ----
+def container_digest_file():
+    return f"results/container/{CONTAINER['engine']}-{CONTAINER['tag']}.digest"
+
+
+def container_inputs(wildcards):
+    """The image (its digest file, and the .sif for apptainer) is an input of every training job when enabled."""
+    if not CONTAINER["enabled"]:
+        return {}
+    files = {"digest": container_digest_file()}
+    if CONTAINER["engine"] == "apptainer":
+        files["sif"] = CONTAINER["sif"]
+    return files
+
+
+def container_build_args(wildcards):
+    args = []
+    if CONTAINER["base_image"]:
+        args += ["--base-image", shlex.quote(CONTAINER["base_image"])]
+    if CONTAINER["engine"] == "apptainer":
+        args += ["--sif", shlex.quote(CONTAINER["sif"])]
+    if CONTAINER["build_args"]:
+        args.append(CONTAINER["build_args"])
+    return " ".join(args)
+
+
+def container_image_tag(wildcards):
+    return shlex.quote(f"{CONTAINER['image']}:{CONTAINER['tag']}")
+
+
+def container_outputs():
+    files = {"digest": container_digest_file()}
+    if CONTAINER["engine"] == "apptainer":
+        files["sif"] = CONTAINER["sif"]
+    return files
+
+
+def train_command(wildcards, input, threads):
+    """`neuroplastic train` on the host, or inside the image (`apptainer exec --nv`, `docker run --gpus all`)."""
+    device = train_device(wildcards)
+    args = (
+        f"train {shlex.quote(input.config)} --out {run_dir(wildcards)} --threads {threads} "
+        f"--device {shlex.quote(device)} --quiet"
+    )
+    if not CONTAINER["enabled"]:
+        return f"{NEUROPLASTIC} {args}"
+    # The image records its own git SHA (build arg) and MUJOCO_GL; the job adds the digest it was started from.
+    digest = f'"$(cat {shlex.quote(input.digest)})"'
+    extra = CONTAINER["run_args"]
+    if CONTAINER["engine"] == "apptainer":
+        gpus = "--nv " if CONTAINER["gpus"] else ""
+        return (
+            f'apptainer exec {gpus}--bind "$PWD" --pwd "$PWD" --env NEUROPLASTIC_CONTAINER_DIGEST={digest} '
+            f"{extra} {shlex.quote(input.sif)} neuroplastic {args}"
+        )
+    gpus = "--gpus all " if CONTAINER["gpus"] else ""
+    return (
+        f'{CONTAINER["engine"]} run --rm {gpus}--user "$(id -u):$(id -g)" -v "$PWD":"$PWD" -w "$PWD" '
+        f"-e NEUROPLASTIC_CONTAINER_DIGEST={digest} {extra} {digest} neuroplastic {args}"
+    )
+
+
+def output_dir(wildcards, output):
+    return os.path.dirname(output[0])
+
+
+def write_text_output(output, log, text):
+    """Body of the small local rules that write a deterministic JSON file from the plan."""
+    Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
+    Path(output[0]).write_text(text)
+    Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
+    Path(log[0]).write_text(f"wrote {output[0]} ({len(text)} bytes)\n")
