@@ -87,3 +87,61 @@ def test_bootstrap_mean_ci_is_seeded():
     b = cf.bootstrap_mean_ci({"v": x}, "mean", 100, 0.9, 3)["v"]
     np.testing.assert_array_equal(a[0], [4.5, 5.5, 6.5])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+# --- in the workflow: figure kind `cycling` and the committed configs -------------------------------------------
+
+
+def test_workflow_renders_the_cycling_kind_byte_identically(tmp_path):
+    from neuroplastic.analysis import aggregate, figures
+
+    curves = synthetic_curves()
+    aggregate.write_table(curves, tmp_path / "agg" / "cyc" / "curves")
+    aggregate.write_table(aggregate.final_values(curves, 0.1), tmp_path / "agg" / "cyc" / "final")
+    stats_cfg = {**ST, "reps": 100, "profile_reps": 100, "final_fraction": 0.1, "reference": {"label": "TD3"}}
+    spec = {"name": "cycling", "kind": "cycling", "experiment": "cyc", "stats": stats_cfg, "variant_order": ["NE"]}
+    data = figures.compute(spec, tmp_path / "agg")
+    assert list(pd.unique(data["group"])) == ["NE", "TD3"]  # declared variants first
+    assert list(pd.unique(data["metric"]))[:3] == [f"eval_return.{t}" for t in TASKS]
+    figures.write_data(data, tmp_path / "data.csv")
+    outs = [figures.render_to_files(spec, figures.read_data(tmp_path / "data.csv"), tmp_path / d / "c") for d in "ab"]
+    for p, q in zip(*outs, strict=True):
+        assert p.read_bytes() == q.read_bytes() and p.stat().st_size > 1000
+
+
+def test_cycling_figure_needs_a_cycling_experiment():
+    from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
+
+    cfg = {
+        "name": "t",
+        "run": {"agent": "td3", "steps": 600, "start_steps": 200, "eval_every": 300, "checkpoint_every": 0},
+        "experiments": {"main": {"envs": ["Hopper-v4"], "seeds": 1, "variants": [{"label": "TD3"}]}},
+        "figures": {"cyc": {"kind": "cycling", "experiment": "main"}},
+    }
+    with pytest.raises(WorkflowConfigError, match=r"a cycling figure needs an experiment with envs \[cycling\]"):
+        plan_from_dict(cfg)
+    cfg["experiments"]["main"] = {
+        "envs": ["cycling"],
+        "seeds": 1,
+        "run": {"cycle": {"tasks": ["Hopper-v4", "Walker2d-v4"], "phase_steps": 300}},
+        "variants": [{"label": "TD3"}],
+    }
+    assert len(plan_from_dict(cfg).runs) == 1
+
+
+@pytest.mark.parametrize("name", ["smoke", "paper"])
+def test_committed_configs_run_the_cycling_experiment(name):
+    from neuroplastic import config
+    from neuroplastic.experiments import plan_from_file
+    from tests.conftest import REPO
+
+    plan = plan_from_file(REPO / "config" / f"{name}.yaml")
+    members = plan.experiment_members("cycling")
+    labels = list(dict.fromkeys(m.label for m in members))
+    assert labels == ["TD3", "Reset", "ReDo", "Plasticity Injection", "LayerNorm", "NE"]
+    assert plan.config["figures"]["cycling"]["kind"] == "cycling"
+    for m in members:
+        cfg = config.resolve(plan.runs[m.run_id])
+        assert cfg.env == "cycling" and cfg.cycle.tasks == ["HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4"]
+        # Eval and log points fall on every phase switch, so the figure marks the switches exactly.
+        assert cfg.cycle.phase_steps % cfg.eval_every == 0 and cfg.cycle.phase_steps % cfg.log_every == 0
