@@ -31,14 +31,33 @@ class EnvSpec:
     max_episode_steps: int
 
 
+# --- composite envs: built from more of the run config than an id (the `cycling` env, see cycling.py) ---------
+CYCLING_ENV_ID = "cycling"
+
+
+class CompositeEnv(gym.Env):
+    """An env made of other envs; it saves and restores its own state (`get_state`/`set_state` below defer)."""
+
+    def get_state(self) -> bytes:
+        raise NotImplementedError
+
+    def set_state(self, blob: bytes) -> None:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
 def env_id_problem(env_id: str) -> str | None:
     """None when `env_id` is supported, else a message for the user."""
-    if env_id in MUJOCO_IDS:
+    if env_id in MUJOCO_IDS or env_id == CYCLING_ENV_ID:
         return None
-    return f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)})"
+    return f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, {CYCLING_ENV_ID})"
 
 
 def make_env(env_id: str, seed: int) -> gym.Env:
+    if env_id == CYCLING_ENV_ID:
+        raise ValueError(f"env {CYCLING_ENV_ID!r} is built from the run's `cycle:` mapping by cycling.make_env")
     problem = env_id_problem(env_id)
     if problem:
         raise ValueError(problem)
@@ -75,6 +94,8 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
 
 def get_state(env: gym.Env) -> bytes:
     """Everything needed to continue `env` bit-identically."""
+    if isinstance(env, CompositeEnv):
+        return env.get_state()
     base = env.unwrapped
     limit = _time_limit(env)
     state: dict[str, Any] = {
@@ -90,6 +111,9 @@ def get_state(env: gym.Env) -> bytes:
 def set_state(env: gym.Env, blob: bytes) -> None:
     import mujoco
 
+    if isinstance(env, CompositeEnv):
+        env.set_state(blob)
+        return
     state = pickle.loads(blob)
     base = env.unwrapped
     if "mjdata" in state:
