@@ -70,7 +70,11 @@ class RunConfig(_Strict):
     """Top-level keys of a run config (see `config/README.md`)."""
 
     agent: dict[str, Any] = Field(description="Agent name and hyperparameters: `td3` or `{name: td3, ...}`.")
-    env: str = Field(description="Environment id, e.g. `Hopper-v4`.")
+    env: str = Field(description="Environment id, e.g. `Hopper-v4`, `dmc:cheetah-run`, `dmc-pixels:walker-walk`.")
+    env_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="DMC env options (episode_frames, action_repeat, frame_stack, size, camera); gymnasium: none.",
+    )
     seed: int = Field(0, ge=0, description="Seeds python, numpy, torch, the env, its action space and the eval env.")
     steps: int = Field(gt=0, description="Total environment steps.")
     start_steps: int = Field(25_000, ge=0, description="Uniform-random actions before the first update.")
@@ -170,7 +174,7 @@ def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
         problems += errs
         if resolved is not None:
             methods.append(resolved)
-    env_problem = env_id_problem(cfg.env)
+    env_problem = env_id_problem(cfg.env, cfg.env_options)
     if env_problem:
         problems.append(f"env: {env_problem}")
     problems += _cycle_problems(cfg)
@@ -231,7 +235,11 @@ def load(path: str | Path) -> RunConfig:
 
 
 def canonical_json(cfg: RunConfig) -> str:
-    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = cfg.model_dump(mode="json")
+    # Keys added after the first runs are left out at their empty default, so earlier run ids stay valid.
+    if not data.get("env_options"):
+        data.pop("env_options", None)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def run_id(cfg: RunConfig) -> str:

@@ -1,9 +1,15 @@
-"""Environments: gymnasium MuJoCo locomotion (v4 and v5), seeded, with exact state save/restore.
+"""Environments, seeded, with exact state save/restore.
 
-Every env is built by `make_env(env_id, seed)`; the training env is seeded with `seed`, the evaluation env
-with `seed + EVAL_SEED_OFFSET` (the TD3 author code's convention). `get_state`/`set_state` capture the full
-simulator state (MjData, including solver warm-start), the env's RNG and the time-limit counter, so a run
-resumed from a checkpoint mid-episode continues bit-identically.
+- gymnasium MuJoCo locomotion (`Hopper-v4`, ..., v4 and v5);
+- DeepMind Control Suite from states (`dmc:<domain>-<task>`, e.g. `dmc:cheetah-run`) and from pixels
+  (`dmc-pixels:<domain>-<task>`): see `neuroplastic.dmc`.
+
+Every env is built by `make_env(env_id, seed, options)`; the training env is seeded with `seed`, the evaluation
+env with `seed + EVAL_SEED_OFFSET` (the TD3 author code's convention). `get_state`/`set_state` capture the full
+simulator state (MjData, including solver warm-start), the env's RNG and the time-limit counter (for DMC also
+the task RNG, the step counters and the frame stack), so a run resumed from a checkpoint mid-episode continues
+bit-identically. `options` (the run config's `env_options`) tune DMC envs (episode length, action repeat, ...);
+gymnasium envs take none.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ class EnvSpec:
     act_dim: int
     max_action: float
     max_episode_steps: int
+    # Full observation shape: (obs_dim,) for vectors, (channels, height, width) for stacked pixel frames.
+    obs_shape: tuple[int, ...] = ()
+    # Simulator frames per env step (DMC action repeat); 1 for gymnasium envs.
+    action_repeat: int = 1
 
 
 # --- composite envs: built from more of the run config than an id (the `cycling` env, see cycling.py) ---------
@@ -48,19 +58,32 @@ class CompositeEnv(gym.Env):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def env_id_problem(env_id: str) -> str | None:
-    """None when `env_id` is supported, else a message for the user."""
+def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | None:
+    """None when `env_id` (with `options`) is supported, else a message for the user."""
+    from neuroplastic import dmc
+
+    if dmc.is_dmc_id(env_id):
+        return dmc.env_id_problem(env_id, options or {})
     if env_id in MUJOCO_IDS or env_id == CYCLING_ENV_ID:
+        if options:
+            return f"env_options {sorted(options)} are not accepted by gymnasium env {env_id!r} (only DMC envs)"
         return None
-    return f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, {CYCLING_ENV_ID})"
+    return (
+        f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, {CYCLING_ENV_ID}, "
+        "dmc:<domain>-<task> and dmc-pixels:<domain>-<task>, e.g. dmc:cheetah-run, dmc-pixels:walker-walk)"
+    )
 
 
-def make_env(env_id: str, seed: int) -> gym.Env:
+def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> gym.Env:
     if env_id == CYCLING_ENV_ID:
         raise ValueError(f"env {CYCLING_ENV_ID!r} is built from the run's `cycle:` mapping by cycling.make_env")
-    problem = env_id_problem(env_id)
+    problem = env_id_problem(env_id, options)
     if problem:
         raise ValueError(problem)
+    from neuroplastic import dmc
+
+    if dmc.is_dmc_id(env_id):
+        return dmc.DMCEnv(env_id, seed, options or {})
     with warnings.catch_warnings():
         # v4 ids are deprecated in gymnasium 1.x, but they are the paper's setting.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -80,6 +103,8 @@ def spec_of(env: gym.Env) -> EnvSpec:
         act_dim=int(np.prod(space.shape)),
         max_action=high,
         max_episode_steps=int(env.spec.max_episode_steps),
+        obs_shape=tuple(int(d) for d in env.observation_space.shape),
+        action_repeat=int(getattr(env, "action_repeat", 1)),
     )
 
 
@@ -94,7 +119,9 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
 
 def get_state(env: gym.Env) -> bytes:
     """Everything needed to continue `env` bit-identically."""
-    if isinstance(env, CompositeEnv):
+    from neuroplastic.dmc import DMCEnv
+
+    if isinstance(env, CompositeEnv | DMCEnv):
         return env.get_state()
     base = env.unwrapped
     limit = _time_limit(env)
@@ -111,7 +138,9 @@ def get_state(env: gym.Env) -> bytes:
 def set_state(env: gym.Env, blob: bytes) -> None:
     import mujoco
 
-    if isinstance(env, CompositeEnv):
+    from neuroplastic.dmc import DMCEnv
+
+    if isinstance(env, CompositeEnv | DMCEnv):
         env.set_state(blob)
         return
     state = pickle.loads(blob)

@@ -2,7 +2,8 @@
 
 Iteration t (t = 1..steps) takes environment step t:
   1. act: uniform random while t ≤ start_steps, else the agent's exploration policy;
-  2. env step, store the transition (`terminated` ends bootstrapping, `truncated` does not), reset on episode end;
+  2. env step, store the transition (`terminated` ends bootstrapping, `truncated` does not), reset on episode end
+     and call `methods.on_episode_end`;
   3. `methods.on_step(agent, t)`;
   4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
      so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
@@ -79,7 +80,10 @@ class Run:
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
     seed_everything(cfg.seed)
-    env = cycling.make_env(cfg.cycle, cfg.seed) if cfg.env == cycling.ENV_ID else envs.make_env(cfg.env, cfg.seed)
+    if cfg.env == cycling.ENV_ID:
+        env = cycling.make_env(cfg.cycle, cfg.seed)
+    else:
+        env = envs.make_env(cfg.env, cfg.seed, cfg.env_options)
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
@@ -96,18 +100,20 @@ def build(cfg: RunConfig, device: torch.device) -> Run:
 
 def collect(run: Run, loop: LoopState, t: int) -> None:
     """Take env step `t` and store it. Only `terminated` ends bootstrapping; time limits do not."""
+    run.agent.env_step = t
     if t <= run.cfg.start_steps:
         action = run.env.action_space.sample()
     else:
         action = run.agent.act(run.obs, explore=True)
     next_obs, reward, terminated, truncated, _ = run.env.step(action)
-    run.replay.add(run.obs, action, reward, next_obs, terminated)
+    run.replay.add(run.obs, action, reward, next_obs, terminated, truncated)
     loop.episode_return += float(reward)
     loop.episode_steps += 1
     if terminated or truncated:
         run.obs, _ = run.env.reset()
         loop.episode += 1
         loop.episode_return, loop.episode_steps = 0.0, 0
+        run.methods.on_episode_end(run.agent, loop.episode, t)
     else:
         run.obs = next_obs
     loop.step = t
@@ -131,7 +137,7 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
 def evaluate(run: Run) -> float:
     """Mean return of `eval_episodes` deterministic episodes on a fresh env seeded seed+100."""
     cfg = run.cfg
-    env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET)
+    env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET, cfg.env_options)
     mean = mean_episode_return(run.agent, env, cfg.eval_episodes, cfg.seed + envs.EVAL_SEED_OFFSET)
     env.close()
     return mean
@@ -250,6 +256,8 @@ def _log_training(run: Run, step: int) -> dict[str, float]:
         vals = torch.stack([v.float() for v in agent.log_values().values()]).cpu().tolist()
         values.update(zip(names, vals, strict=True))
         values["updates"] = float(agent.updates)
+    # The replay-ratio trace: updates per env step in force now (Adaptive RR changes it during the run).
+    values["replay_ratio"] = float(agent.replay_ratio)
     if len(run.replay) > 0:
         batch = run.replay.sample(run.cfg.metrics_batch, generator=run.metrics_gen)
         values.update(metrics.plasticity(agent.hidden_activations(batch)))

@@ -130,3 +130,54 @@ def mlps(module: nn.Module) -> list[tuple[str, MLP]]:
 
 def masked_linears(module: nn.Module) -> list[tuple[str, MaskedLinear]]:
     return [(name, m) for name, m in module.named_modules() if isinstance(m, MaskedLinear)]
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A stack of 3×3 convolutions with ReLU, no padding (DrQ-v2: 4 layers, 32 channels, strides 2,1,1,1)."""
+
+    in_channels: int
+    image_size: int
+    channels: tuple[int, ...] = (32, 32, 32, 32)
+    strides: tuple[int, ...] = (2, 1, 1, 1)
+    kernel: int = 3
+
+    def out_size(self) -> int:
+        size = self.image_size
+        for stride in self.strides:
+            size = (size - self.kernel) // stride + 1
+        return size
+
+    def repr_dim(self) -> int:
+        return self.channels[-1] * self.out_size() ** 2
+
+
+class ConvEncoder(nn.Module):
+    """Pixels (uint8 or float in [0, 255]) → obs/255 − 0.5 → conv/ReLU stack → flattened features."""
+
+    def __init__(self, spec: ConvSpec) -> None:
+        super().__init__()
+        if len(spec.channels) != len(spec.strides):
+            raise ValueError("ConvSpec: channels and strides must have the same length")
+        self.spec = spec
+        convs, fan_in = [], spec.in_channels
+        for width, stride in zip(spec.channels, spec.strides, strict=True):
+            convs.append(nn.Conv2d(fan_in, width, spec.kernel, stride=stride))
+            fan_in = width
+        self.convs = nn.ModuleList(convs)
+        self.repr_dim = spec.repr_dim()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float() / 255.0 - 0.5
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return x.flatten(1)
+
+    def hidden_activations(self, obs: torch.Tensor) -> list[torch.Tensor]:
+        """Post-ReLU feature maps (batch, channels, h, w) of every conv layer."""
+        x = obs.float() / 255.0 - 0.5
+        out = []
+        for conv in self.convs:
+            x = F.relu(conv(x))
+            out.append(x)
+        return out

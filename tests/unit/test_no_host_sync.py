@@ -47,11 +47,28 @@ def test_guard_catches_a_sync():
         torch.ones(1).item()
 
 
-@pytest.mark.parametrize("agent", sorted(a for a in AGENTS if a in ("td3", "sac")))
+# Per agent: config overrides and how many env steps to collect before updating (pixels render slowly).
+AGENT_SETUPS = {
+    "td3": ({}, 300),
+    "sac": ({}, 300),
+    "drqv2": (
+        {
+            "agent": {"name": "drqv2", "batch_size": 16, "hidden": 64, "feature_dim": 16},
+            "env": "dmc-pixels:cartpole-swingup",
+            "env_options": {"size": 32, "episode_frames": 20},
+        },
+        30,
+    ),
+}
+
+
+@pytest.mark.parametrize("agent", sorted(a for a in AGENTS if a in AGENT_SETUPS))
 def test_update_has_no_host_sync(agent):
-    run = loop.build(config.resolve(tiny_config(agent=agent)), torch.device("cpu"))
-    for _ in range(300):
-        loop.collect(run, loop.LoopState(), 1)
+    overrides, collect_steps = AGENT_SETUPS[agent]
+    run = loop.build(config.resolve(tiny_config(**{"agent": agent, **overrides})), torch.device("cpu"))
+    state = loop.LoopState()
+    for t in range(1, collect_steps + 1):
+        loop.collect(run, state, t)
     with forbid_host_sync():
         for _ in range(4):
             batch = run.replay.sample(run.agent.params.batch_size)

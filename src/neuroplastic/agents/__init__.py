@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from neuroplastic.agents.base import Agent
+from neuroplastic.agents.drqv2 import DrQV2
 from neuroplastic.agents.sac import SAC
 from neuroplastic.agents.td3 import TD3
 
-AGENTS: dict[str, type[Agent]] = {"td3": TD3, "sac": SAC}
+AGENTS: dict[str, type[Agent]] = {"td3": TD3, "sac": SAC, "drqv2": DrQV2}
 
 __all__ = ["AGENTS", "Agent"]

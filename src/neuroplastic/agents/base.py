@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -15,6 +16,21 @@ if TYPE_CHECKING:
     from neuroplastic.envs import EnvSpec
     from neuroplastic.methods.base import MethodStack
     from neuroplastic.replay import Batch, ReplayBuffer
+
+
+@dataclass(frozen=True)
+class ConvChain:
+    """A conv stack whose channels methods may treat as units (ReDo recycles dormant conv channels).
+
+    `convs` are module names inside `agents.nets[role]`, in order: output channel i of conv k feeds input
+    channel i of conv k+1. `consumers` are (role, module name) of the linear layers that read the last conv's
+    output flattened channel-major, (C, H, W) → C·H·W columns (DrQ-v2: the actor and critic trunks).
+    `hidden_activations(batch)[role]` lists the post-ReLU maps of `convs`, in order.
+    """
+
+    role: str
+    convs: tuple[str, ...]
+    consumers: tuple[tuple[str, str], ...]
 
 
 class AgentParams(BaseModel):
@@ -34,6 +50,8 @@ class Agent:
     target_roles: ClassVar[tuple[str, ...]] = ()
     # Gradient updates per env step once training starts; methods (Adaptive RR) may change it at run time.
     replay_ratio: float = 1.0
+    # Env steps taken so far; the loop sets it before acting at step t (schedules in env steps read it).
+    env_step: int = 0
 
     nets: dict[str, nn.Module]
     targets: dict[str, nn.Module]
@@ -68,6 +86,10 @@ class Agent:
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         raise NotImplementedError
+
+    def conv_chains(self) -> list[ConvChain]:
+        """The agent's conv stacks (pixel agents); none for MLP-only agents."""
+        return []
 
     def _finish_build(self) -> None:
         self.methods.on_build(self)
@@ -106,21 +128,35 @@ class Agent:
         """
         raise NotImplementedError
 
+    def training_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        """Hidden activations on the latest training batch as the update saw it (for per-update statistics
+        such as Adaptive RR's critic FAU). Agents that transform the batch (DrQ-v2 augments it) override this;
+        by default it is `hidden_activations(batch)`."""
+        return self.hidden_activations(batch)
+
     def nonfinite(self) -> torch.Tensor:
         """A bool tensor: has any loss been non-finite since the start (checked at log intervals)."""
         raise NotImplementedError
 
-    def _optimize(self, role: str, loss: torch.Tensor) -> None:
-        """Backward and step for one network, with the method hooks around the optimizer step."""
-        extra = self.methods.extra_loss(self, role)
-        if extra is not None:
-            loss = loss + extra
-        opt = self.optimizers[role]
-        opt.zero_grad(set_to_none=True)
+    def _optimize(self, role: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """Backward and step, with the method hooks around each optimizer step.
+
+        `role` may name several networks trained by one loss (DrQ-v2's critic loss also trains the encoder):
+        every role's `extra_loss` is added, one backward pass fills all gradients, then each role in order gets
+        `before_optimizer_step` → its optimizer step → `after_optimizer_step`.
+        """
+        roles = (role,) if isinstance(role, str) else tuple(role)
+        for r in roles:
+            extra = self.methods.extra_loss(self, r)
+            if extra is not None:
+                loss = loss + extra
+        for r in roles:
+            self.optimizers[r].zero_grad(set_to_none=True)
         loss.backward()
-        if self.methods.before_optimizer_step(self, role, self.updates):
-            opt.step()
-        self.methods.after_optimizer_step(self, role, self.updates)
+        for r in roles:
+            if self.methods.before_optimizer_step(self, r, self.updates):
+                self.optimizers[r].step()
+            self.methods.after_optimizer_step(self, r, self.updates)
 
     @torch.no_grad()
     def polyak(self, role: str, tau: float) -> None:

@@ -16,7 +16,9 @@ Kinds (figure data columns in brackets):
 - `probability_of_improvement`: P(target > other) [group, other, point, ci_*];
 - `cycling`: the continual MuJoCo figure (cycling_figure.py): return on every task over total env steps with
   the phase boundaries marked, and activity metrics (FAU) on the same axis [the `curves` columns];
-- `final_table`, `aggregate_table`: tables (see tables.py).
+- `final_table`, `aggregate_table`: tables (see tables.py);
+- `switch_table` (Adaptive RR switch steps), `reference_table` (Ma et al.'s Table 1 next to ours): tables of the
+  visual-RL study (see visual_rl.py).
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuroplastic.analysis import cycling_figure, stats
+from neuroplastic.analysis import cycling_figure, stats, visual_rl
 
 STYLE = Path(__file__).with_name("neuroplastic.mplstyle")
-TABLE_KINDS = ("final_table", "aggregate_table")
+# `switch_table` and `reference_table` (the visual-RL study) are computed and written by visual_rl.py.
+TABLE_KINDS = ("final_table", "aggregate_table", *visual_rl.TABLE_KINDS)
 FIGURE_KINDS = (
     "curves",
     "final_bars",
@@ -55,6 +58,8 @@ _KIND_KEYS = {
     "final_table": {"metric", "normalize", "reference"},
     "aggregate_table": {"metric", "statistics", "normalize", "reference"},
     "cycling": cycling_figure.SPEC_KEYS,
+    "switch_table": {"metric", "frames_per_step"},
+    "reference_table": {"metric", "columns", "frames_per_step"},
 }
 _NORMALIZE_DEFAULT = {
     "final_bars": True,
@@ -123,6 +128,8 @@ def figure_problems(spec: dict[str, Any], plan: Any) -> list[str]:
     chosen = [m for m in members if m.label in chosen_labels]
     if kind == "cycling" and envs != [cycling_figure.ENV]:
         problems.append(f"a cycling figure needs an experiment with envs [{cycling_figure.ENV}], not {envs}")
+    if kind == "reference_table":
+        problems += [p for p in visual_rl.spec_problems(spec) if p.startswith("columns.")]
     if kind == "probability_of_improvement":
         if "target" not in spec:
             problems.append("probability_of_improvement needs `target` (the label compared against the others)")
@@ -223,6 +230,8 @@ def compute(spec: dict[str, Any], aggregates_root: Path) -> pd.DataFrame:
         return _compute_curves(spec, curves, st)
     if kind == "cycling":
         return cycling_figure.compute(spec, curves, st, stats.curve_estimates)
+    if kind in visual_rl.TABLE_KINDS:
+        return visual_rl.compute(spec, curves, final)
 
     _check_metric(final, metric, spec["experiment"])
     variants, envs, sel = _selection(spec, final)
@@ -586,6 +595,8 @@ def render_to_files(spec: dict[str, Any], data: pd.DataFrame, prefix: Path) -> l
     """Draw a figure or write a table from its data, under the committed style."""
     from neuroplastic.analysis import tables
 
+    if spec["kind"] in visual_rl.TABLE_KINDS:
+        return visual_rl.write(spec, data, prefix)
     if spec["kind"] in TABLE_KINDS:
         return tables.write(spec, data, prefix)
     plt = _plt()

@@ -6,8 +6,10 @@ at run time with `register`). Config entries `{name: ..., **params}` are validat
 
 from __future__ import annotations
 
+from neuroplastic.methods.adaptive_rr import AdaptiveRR
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
 from neuroplastic.methods.crelu import CReLU
+from neuroplastic.methods.data_augmentation import DataAugmentation
 from neuroplastic.methods.injection import PlasticityInjection
 from neuroplastic.methods.l2_init import L2Init
 from neuroplastic.methods.normalization import LayerNormMethod, NaP
@@ -26,7 +28,18 @@ def register(cls: type[Method], name: str | None = None) -> type[Method]:
     return cls
 
 
-for _cls in (Reset, ReDo, PlasticityInjection, LayerNormMethod, NaP, CReLU, L2Init, ShrinkPerturb):
+for _cls in (
+    Reset,
+    ReDo,
+    PlasticityInjection,
+    LayerNormMethod,
+    NaP,
+    CReLU,
+    L2Init,
+    ShrinkPerturb,
+    DataAugmentation,
+    AdaptiveRR,
+):
     register(_cls)
 
 

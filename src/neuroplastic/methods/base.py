@@ -9,7 +9,10 @@ Once, while the agent is built:
   2. `on_build(agent)`          wrap layers, add masks; runs before target networks and optimizers are made
 
 Every environment step (`step` = env steps taken so far, counted from 1):
-  3. `on_step(agent, step)`     before acting: resets, injections, anything scheduled in env steps
+  -  `on_episode_end(agent, episode, step)`  when env step `step` ended an episode (terminated or truncated);
+                                `episode` = episodes completed so far (Adaptive RR's FAU checks)
+  3. `on_step(agent, step)`     after that step is stored, before its updates: resets, injections, anything
+                                scheduled in env steps
 
 Every gradient update (only once `step > start_steps`):
   4. `on_sample(replay, step)`  return a `Batch` to replace the uniform sample (experience review), or None
@@ -86,6 +89,9 @@ class Method:
     def on_step(self, agent: Agent, step: int) -> None:
         pass
 
+    def on_episode_end(self, agent: Agent, episode: int, step: int) -> None:
+        pass
+
     def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
         return None
 
@@ -141,6 +147,10 @@ class MethodStack:
     def on_step(self, agent: Agent, step: int) -> None:
         for m in self.methods:
             m.on_step(agent, step)
+
+    def on_episode_end(self, agent: Agent, episode: int, step: int) -> None:
+        for m in self.methods:
+            m.on_episode_end(agent, episode, step)
 
     def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
         for m in self.methods:

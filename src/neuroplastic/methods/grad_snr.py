@@ -49,6 +49,8 @@ class GradSNR(Method):
     name: ClassVar[str] = "grad_snr"
     Params: ClassVar[type[GradSNRParams]] = GradSNRParams
     params: GradSNRParams
+    # Needs a critic on (obs, action) with a `td_target`; DrQ-v2's critic reads encoder features, not pixels.
+    agents: ClassVar[frozenset[str] | None] = frozenset({"td3", "sac"})
 
     def __init__(self, params: GradSNRParams, ctx: RunContext) -> None:
         super().__init__(params, ctx)

@@ -15,6 +15,11 @@ s_i = E|h_i| / (mean_k E|h_k| + 1e-9) over the post-activation outputs (`metrics
 The output layer's units are never recycled (its columns are zeroed only as a dormant unit's outgoing
 weights). Target networks are left alone; they follow by Polyak averaging.
 
+Conv channels (`conv`, on agents with `conv_chains()`, i.e. DrQ-v2's encoder): each output channel is a unit,
+scored over batch and positions; a dormant channel gets a fresh filter and bias 0, its input-channel slice in
+the next conv (for the last conv: the columns of its C·H·W flattened positions in every consumer, the actor
+and critic trunks) ← 0, with the matching Adam moments, in the optimizer of the role that owns each tensor.
+
 CReLU: unit i of a CReLU layer feeds two features, relu(x_i) and relu(−x_i); its activity is their summed
 magnitude (= |x_i|) and its outgoing weights are columns i and H+i of the next layer. Masked (sparse) layers
 keep their masked entries at zero. Everything runs on the device with no host synchronisation.
@@ -49,6 +54,9 @@ class ReDoParams(Params):
         None, gt=0, description="No recycling from this gradient step on (None = never stop)."
     )
     reset_bias_moments: bool = Field(False, description="Also zero the Adam moments of the recycled biases.")
+    conv: bool = Field(
+        True, description="Also recycle dormant channels of the agent's conv stacks (DrQ-v2's encoder), if any."
+    )
 
     @model_validator(mode="after")
     def _window(self):
@@ -112,8 +120,47 @@ class ReDo(Method):
                 total += sum(d.numel() for d in dormant)
             self.last_fraction[role] = torch.stack([d.sum() for d in masks]).sum() / total
             dormant_by_role[role] = masks
+        if self.params.conv:
+            for chain in agent.conv_chains():
+                masks = [unit_scores(h) <= self.params.tau for h in activations[chain.role]]
+                if len(masks) != len(chain.convs):
+                    raise RuntimeError(
+                        f"redo: {chain.role} has {len(chain.convs)} convs but hidden_activations gave {len(masks)}"
+                    )
+                fresh = fresh_net(agent, chain.role, seed_for(self.ctx, "redo", number, chain.role))
+                self._recycle_convs(agent, chain, fresh, masks)
+                total = sum(d.numel() for d in masks)
+                self.last_fraction[chain.role] = torch.stack([d.sum() for d in masks]).sum() / total
+                dormant_by_role[chain.role] = masks
         self.recycles += 1
         return dormant_by_role
+
+    def _recycle_convs(self, agent: Agent, chain, fresh: torch.nn.Module, dormant: list[torch.Tensor]) -> None:
+        """Conv channels as units: incoming filter ← fresh, bias ← 0; outgoing input-channel slices of the next
+        conv (or the consumers' columns of that channel's flattened positions) ← 0; their Adam moments ← 0."""
+        net, opt = agent.nets[chain.role], agent.optimizers.get(chain.role)
+        convs = [net.get_submodule(name) for name in chain.convs]
+        for conv, name, dead in zip(convs, chain.convs, dormant, strict=True):
+            live = (~dead).to(conv.weight.dtype)
+            new = fresh.get_submodule(name).weight.to(conv.weight.device)
+            conv.weight.copy_(torch.where(dead[:, None, None, None], new, conv.weight))
+            _zero_moments(opt, conv.weight, live[:, None, None, None])
+            if conv.bias is not None:
+                conv.bias.mul_(live)
+                if self.params.reset_bias_moments:
+                    _zero_moments(opt, conv.bias, live)
+        for k, dead in enumerate(dormant):
+            live = (~dead).to(convs[k].weight.dtype)
+            if k + 1 < len(convs):
+                convs[k + 1].weight.mul_(live[None, :, None, None])
+                _zero_moments(opt, convs[k + 1].weight, live[None, :, None, None])
+                continue
+            for role, name in chain.consumers:
+                layer = agent.nets[role].get_submodule(name)
+                positions = layer.weight.shape[1] // live.numel()
+                cols = live.repeat_interleave(positions)[None, :]
+                layer.weight.mul_(cols)
+                _zero_moments(agent.optimizers.get(role), layer.weight, cols)
 
     def _dormant(self, mlp: MLP, h: torch.Tensor) -> torch.Tensor:
         if mlp.spec.activation == "crelu":
