@@ -10,10 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -22,6 +30,40 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False, validate_assignment=True)
+
+
+# --- continual (cycling) env: the `cycle:` mapping; only valid with `env: cycling` (see cycling.py) ---------
+CYCLING_ENV_ID = "cycling"
+DEFAULT_CYCLE_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4")
+
+
+class CycleConfig(_Strict):
+    """One agent trained on several MuJoCo tasks in sequence (docs/deviations.md, "Cycling")."""
+
+    tasks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CYCLE_TASKS), min_length=2, description="MuJoCo ids, in phase order."
+    )
+    mode: Literal["steps", "episodes"] = Field(
+        "steps", description="`steps`: a phase is `phase_steps` env steps; `episodes`: `phase_episodes` episodes."
+    )
+    phase_steps: int | None = Field(None, gt=0, description="Env steps per phase (mode `steps`).")
+    phase_episodes: int | None = Field(None, gt=0, description="Episodes per phase (mode `episodes`).")
+    cycles: int | None = Field(
+        None, gt=0, description="Repetitions of the task sequence (mode `steps`; default 1). `steps` must match."
+    )
+    io: Literal["padded", "per_task"] = Field(
+        "padded", description="`padded`: zero-pad obs/actions to the largest dims; `per_task` is not implemented."
+    )
+    eval_max_episode_steps: int | None = Field(
+        None, gt=0, description="Cap on evaluation episode length (smoke budgets only); None = the task's limit."
+    )
+
+    @property
+    def total_steps(self) -> int | None:
+        """The env steps the schedule spans (mode `steps`); None for mode `episodes`."""
+        if self.mode != "steps" or self.phase_steps is None or self.cycles is None:
+            return None
+        return len(self.tasks) * self.phase_steps * self.cycles
 
 
 class RunConfig(_Strict):
@@ -44,6 +86,15 @@ class RunConfig(_Strict):
     method: list[dict[str, Any]] = Field(
         default_factory=list, description="Interventions applied to the agent, in order; empty = plain agent."
     )
+    cycle: CycleConfig | None = Field(None, description="Task schedule of `env: cycling`; only valid with it.")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_cycle(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Runs without a cycle serialise exactly as before the key existed, so their run ids are unchanged.
+        data = handler(self)
+        if data.get("cycle") is None:
+            data.pop("cycle", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +177,7 @@ def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
     env_problem = env_id_problem(cfg.env, cfg.env_options)
     if env_problem:
         problems.append(f"env: {env_problem}")
+    problems += _cycle_problems(cfg)
     if agent is not None and not problems:
         cls = AGENTS[agent["name"]]
         for m in methods:
@@ -142,6 +194,31 @@ def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
     cfg.agent = agent
     cfg.method = methods
     return cfg
+
+
+def _cycle_problems(cfg: RunConfig) -> list[str]:
+    from neuroplastic.cycling import cycle_config_problems
+
+    if cfg.env != CYCLING_ENV_ID:
+        if cfg.cycle is not None:
+            return [f"cycle: only valid with env {CYCLING_ENV_ID!r} (env is {cfg.env!r})"]
+        return []
+    if cfg.cycle is None:
+        return [f"cycle: required key is missing (env {CYCLING_ENV_ID!r} needs a `cycle:` mapping)"]
+    problems = [f"cycle.{p}" for p in cycle_config_problems(cfg.cycle)]
+    if problems:
+        return problems
+    if cfg.cycle.mode == "steps" and cfg.cycle.cycles is None:
+        # Resolved so that an omitted and a spelled-out `cycles: 1` are the same run (same id).
+        cfg.cycle.cycles = 1
+    total = cfg.cycle.total_steps
+    if total is not None and cfg.steps != total:
+        c = cfg.cycle
+        problems.append(
+            f"steps: must equal len(cycle.tasks)·cycle.phase_steps·cycle.cycles = "
+            f"{len(c.tasks)}·{c.phase_steps}·{c.cycles} = {total}, got {cfg.steps}"
+        )
+    return problems
 
 
 def load(path: str | Path) -> RunConfig:

@@ -41,23 +41,42 @@ class EnvSpec:
     action_repeat: int = 1
 
 
+# --- composite envs: built from more of the run config than an id (the `cycling` env, see cycling.py) ---------
+CYCLING_ENV_ID = "cycling"
+
+
+class CompositeEnv(gym.Env):
+    """An env made of other envs; it saves and restores its own state (`get_state`/`set_state` below defer)."""
+
+    def get_state(self) -> bytes:
+        raise NotImplementedError
+
+    def set_state(self, blob: bytes) -> None:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
 def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | None:
     """None when `env_id` (with `options`) is supported, else a message for the user."""
     from neuroplastic import dmc
 
     if dmc.is_dmc_id(env_id):
         return dmc.env_id_problem(env_id, options or {})
-    if env_id in MUJOCO_IDS:
+    if env_id in MUJOCO_IDS or env_id == CYCLING_ENV_ID:
         if options:
             return f"env_options {sorted(options)} are not accepted by gymnasium env {env_id!r} (only DMC envs)"
         return None
     return (
-        f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, "
+        f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, {CYCLING_ENV_ID}, "
         "dmc:<domain>-<task> and dmc-pixels:<domain>-<task>, e.g. dmc:cheetah-run, dmc-pixels:walker-walk)"
     )
 
 
 def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> gym.Env:
+    if env_id == CYCLING_ENV_ID:
+        raise ValueError(f"env {CYCLING_ENV_ID!r} is built from the run's `cycle:` mapping by cycling.make_env")
     problem = env_id_problem(env_id, options)
     if problem:
         raise ValueError(problem)
@@ -102,7 +121,7 @@ def get_state(env: gym.Env) -> bytes:
     """Everything needed to continue `env` bit-identically."""
     from neuroplastic.dmc import DMCEnv
 
-    if isinstance(env, DMCEnv):
+    if isinstance(env, CompositeEnv | DMCEnv):
         return env.get_state()
     base = env.unwrapped
     limit = _time_limit(env)
@@ -121,7 +140,7 @@ def set_state(env: gym.Env, blob: bytes) -> None:
 
     from neuroplastic.dmc import DMCEnv
 
-    if isinstance(env, DMCEnv):
+    if isinstance(env, CompositeEnv | DMCEnv):
         env.set_state(blob)
         return
     state = pickle.loads(blob)

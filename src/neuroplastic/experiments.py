@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import yaml
 from neuroplastic import config as run_config
 
 # The schema lives with the workflow; an editable install and a repo checkout both find it here.
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# A non-editable install (the container) points NEUROPLASTIC_REPO at the copy of the repository it ships.
+REPO_ROOT = Path(os.environ.get("NEUROPLASTIC_REPO") or Path(__file__).resolve().parents[2])
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 

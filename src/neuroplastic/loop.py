@@ -8,7 +8,8 @@ Iteration t (t = 1..steps) takes environment step t:
   4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
      so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
      `methods.on_update`;
-  5. every `log_every` steps: losses and plasticity metrics; every `eval_every` steps: `eval_return`;
+  5. every `log_every` steps: losses and plasticity metrics; every `eval_every` steps: `eval_return` (the
+     `cycling` env adds `eval_return.<task>` for every task and `cycle.phase`/`cycle.task_index`, see cycling.py);
   6. every `checkpoint_every` steps: an atomic checkpoint of everything.
 A resumed run restores all of this and continues bit-identically (on CPU).
 """
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuroplastic import envs, metrics, runlog
+from neuroplastic import cycling, envs, metrics, runlog
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -79,7 +80,10 @@ class Run:
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
     seed_everything(cfg.seed)
-    env = envs.make_env(cfg.env, cfg.seed, cfg.env_options)
+    if cfg.env == cycling.ENV_ID:
+        env = cycling.make_env(cfg.cycle, cfg.seed)
+    else:
+        env = envs.make_env(cfg.env, cfg.seed, cfg.env_options)
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
@@ -134,16 +138,38 @@ def evaluate(run: Run) -> float:
     """Mean return of `eval_episodes` deterministic episodes on a fresh env seeded seed+100."""
     cfg = run.cfg
     env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET, cfg.env_options)
+    mean = mean_episode_return(run.agent, env, cfg.eval_episodes, cfg.seed + envs.EVAL_SEED_OFFSET)
+    env.close()
+    return mean
+
+
+def mean_episode_return(agent: Agent, env: Any, episodes: int, seed: int) -> float:
+    """Mean return of `episodes` deterministic episodes; `env` is reset with `seed` before the first one."""
     total = 0.0
-    for ep in range(cfg.eval_episodes):
-        obs, _ = env.reset(seed=cfg.seed + envs.EVAL_SEED_OFFSET) if ep == 0 else env.reset()
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed) if ep == 0 else env.reset()
         done = False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(run.agent.act(obs, explore=False))
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
             total += float(reward)
             done = terminated or truncated
-    env.close()
-    return total / cfg.eval_episodes
+    return total / episodes
+
+
+def evaluate_all(run: Run) -> dict[str, float]:
+    """The eval row: `eval_return`; for the cycling env also every task's return and the current phase."""
+    if not isinstance(run.env, cycling.CyclingEnv):
+        return {"eval_return": evaluate(run)}
+    cfg = run.cfg
+    seed = cfg.seed + envs.EVAL_SEED_OFFSET
+    row = {}
+    for task, env in cycling.eval_envs(run.env, seed):
+        row[f"eval_return.{task}"] = mean_episode_return(run.agent, env, cfg.eval_episodes, seed)
+        env.close()
+    # `eval_return` is the task being trained, so figures of single-task runs read cycling runs too.
+    row["eval_return"] = row[f"eval_return.{run.env.step_task_id}"]
+    row.update(run.env.phase_metrics())
+    return row
 
 
 class Progress:
@@ -237,6 +263,8 @@ def _log_training(run: Run, step: int) -> dict[str, float]:
         values.update(metrics.plasticity(agent.hidden_activations(batch)))
     values.update(metrics.density(agent.nets))
     values.update(run.methods.log_metrics(agent, run.replay, step))
+    if isinstance(run.env, cycling.CyclingEnv):
+        values.update(run.env.phase_metrics())
     return values
 
 
@@ -286,7 +314,7 @@ def train(
             if t % cfg.log_every == 0:
                 row.update(_log_training(run, t))
             if t % cfg.eval_every == 0:
-                row["eval_return"] = evaluate(run)
+                row.update(evaluate_all(run))
                 if bar:
                     bar.eval(row["eval_return"])
             log.write(t, row)

@@ -14,6 +14,8 @@ Kinds (figure data columns in brackets):
 - `aggregate_intervals`: IQM / mean / median / optimality gap with CIs [group, statistic, point, ci_*];
 - `performance_profile`: fraction of runs above τ [group, tau, point, ci_*];
 - `probability_of_improvement`: P(target > other) [group, other, point, ci_*];
+- `cycling`: the continual MuJoCo figure (cycling_figure.py): return on every task over total env steps with
+  the phase boundaries marked, and activity metrics (FAU) on the same axis [the `curves` columns];
 - `final_table`, `aggregate_table`: tables (see tables.py);
 - `switch_table` (Adaptive RR switch steps), `reference_table` (Ma et al.'s Table 1 next to ours): tables of the
   visual-RL study (see visual_rl.py).
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuroplastic.analysis import stats, visual_rl
+from neuroplastic.analysis import cycling_figure, stats, visual_rl
 
 STYLE = Path(__file__).with_name("neuroplastic.mplstyle")
 # `switch_table` and `reference_table` (the visual-RL study) are computed and written by visual_rl.py.
@@ -40,6 +42,7 @@ FIGURE_KINDS = (
     "aggregate_intervals",
     "performance_profile",
     "probability_of_improvement",
+    "cycling",
 )
 KINDS = FIGURE_KINDS + TABLE_KINDS
 AGGREGATE_LABEL = "IQM (normalised)"
@@ -54,6 +57,7 @@ _KIND_KEYS = {
     "probability_of_improvement": {"metric", "target"},
     "final_table": {"metric", "normalize", "reference"},
     "aggregate_table": {"metric", "statistics", "normalize", "reference"},
+    "cycling": cycling_figure.SPEC_KEYS,
     "switch_table": {"metric", "frames_per_step"},
     "reference_table": {"metric", "columns", "frames_per_step"},
 }
@@ -122,6 +126,8 @@ def figure_problems(spec: dict[str, Any], plan: Any) -> list[str]:
             problems.append(f"env {env!r} is not in experiment {exp!r} (envs: {', '.join(envs)})")
     chosen_labels = spec.get("labels") or labels
     chosen = [m for m in members if m.label in chosen_labels]
+    if kind == "cycling" and envs != [cycling_figure.ENV]:
+        problems.append(f"a cycling figure needs an experiment with envs [{cycling_figure.ENV}], not {envs}")
     if kind == "reference_table":
         problems += [p for p in visual_rl.spec_problems(spec) if p.startswith("columns.")]
     if kind == "probability_of_improvement":
@@ -222,6 +228,8 @@ def compute(spec: dict[str, Any], aggregates_root: Path) -> pd.DataFrame:
     metric = spec.get("metric", "eval_return")
     if kind == "curves":
         return _compute_curves(spec, curves, st)
+    if kind == "cycling":
+        return cycling_figure.compute(spec, curves, st, stats.curve_estimates)
     if kind in visual_rl.TABLE_KINDS:
         return visual_rl.compute(spec, curves, final)
 
@@ -407,6 +415,7 @@ def draw(spec: dict[str, Any], data: pd.DataFrame):
         "aggregate_intervals": _draw_intervals,
         "performance_profile": _draw_profiles,
         "probability_of_improvement": _draw_poi,
+        "cycling": _draw_cycling,
     }.get(kind)
     if drawer is None:
         raise FigureError(f"kind {kind!r} is not a figure")
@@ -448,6 +457,10 @@ def _draw_curves(spec: dict[str, Any], data: pd.DataFrame):
     _legend(fig, list(handles.values()), list(handles), len(handles))
     fig.tight_layout(rect=(0, 0.08 if len(metrics) == 1 else 0.05, 1, 0.95 if spec.get("title") else 1))
     return fig
+
+
+def _draw_cycling(spec: dict[str, Any], data: pd.DataFrame):
+    return cycling_figure.draw(spec, data, _colors(list(pd.unique(data["group"])), spec.get("palette", {})))
 
 
 def _draw_final_bars(spec: dict[str, Any], data: pd.DataFrame):
