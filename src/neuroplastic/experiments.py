@@ -314,12 +314,14 @@ def _check_figures(plan: Plan) -> None:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
+    """A workflow config from YAML, or JSON (`.json`)."""
     path = Path(path)
     if not path.is_file():
         raise WorkflowConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        # JSON is parsed as JSON: PyYAML (YAML 1.1) would read floats like 1e-06 as strings.
+        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
         raise WorkflowConfigError(f"{path}: cannot parse: {err}") from None
     return data
 

@@ -178,6 +178,7 @@ def test_catalogue_plans_with_its_methods_registered(monkeypatch):
     for name in needed_agents - set(AGENTS):
         monkeypatch.setitem(AGENTS, name, type(f"Stub_{name}", (Agent,), {"name": name, "Params": AnyAgentParams}))
 
+    assert set(catalogue) == {"paper", "smoke"}
     for name in ("smoke", "paper"):
         cfg = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
         merged = copy.deepcopy(cfg)

@@ -2,16 +2,32 @@
 # `done` or with a truncated/corrupt log is an error naming it (never averaged over fewer seeds).
 
 
+rule workflow_plan:
+    output:
+        f"results/plans/{NAME}.json",
+    log:
+        f"results/logs/plans/{NAME}.log",
+    params:
+        text=workflow_plan_text,
+    localrule: True
+    shell:
+        "printf '%s' {params.text:q} > {output} 2> {log}"
+
+
 rule experiment_table:
+    input:
+        f"results/plans/{NAME}.json",
     output:
         f"results/tables/{NAME}/{{experiment}}.json",
     log:
         f"results/logs/tables/{NAME}/{{experiment}}.log",
     params:
-        text=experiment_table_text,
+        schema=str(SCHEMA),
+        neuroplastic=NEUROPLASTIC,
     localrule: True
-    run:
-        write_text_output(output, log, params.text)
+    shell:
+        "{params.neuroplastic} plan --configfile {input} --schema {params.schema} "
+        "--experiment-table {wildcards.experiment} > {output} 2> {log}"
 
 
 rule aggregate:

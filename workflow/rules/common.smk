@@ -48,8 +48,9 @@ def run_config_text(wildcards):
     return PLAN.run_config_text(wildcards.run_id)
 
 
-def experiment_table_text(wildcards):
-    return PLAN.experiment_table_text(wildcards.experiment)
+def workflow_plan_text(wildcards):
+    """The validated config with every default filled: what the experiment tables are expanded from."""
+    return json.dumps(PLAN.config, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def figure_spec_text(wildcards):
@@ -187,11 +188,3 @@ def train_command(wildcards, input, threads):
 
 def output_dir(wildcards, output):
     return os.path.dirname(output[0])
-
-
-def write_text_output(output, log, text):
-    """Body of the small local rules that write a deterministic JSON file from the plan."""
-    Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
-    Path(output[0]).write_text(text)
-    Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
-    Path(log[0]).write_text(f"wrote {output[0]} ({len(text)} bytes)\n")

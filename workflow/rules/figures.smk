@@ -14,8 +14,8 @@ rule figure_spec:
     params:
         text=figure_spec_text,
     localrule: True
-    run:
-        write_text_output(output, log, params.text)
+    shell:
+        "printf '%s' {params.text:q} > {output} 2> {log}"
 
 
 rule figure_data:

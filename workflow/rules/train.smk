@@ -11,8 +11,8 @@ rule run_config:
     params:
         text=run_config_text,
     localrule: True
-    run:
-        write_text_output(output, log, params.text)
+    shell:
+        "printf '%s' {params.text:q} > {output} 2> {log}"
 
 
 rule train:

@@ -18,9 +18,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from neuroplastic.experiments import WorkflowConfigError, plan_from_file
 
     try:
-        plan = plan_from_file(args.configfile)
+        plan = plan_from_file(args.configfile, schema_path=args.schema)
     except WorkflowConfigError as err:
         return _fail(str(err))
+    if args.experiment_table:
+        if args.experiment_table not in plan.config["experiments"]:
+            return _fail(f"experiment {args.experiment_table!r} is not declared in {args.configfile}")
+        print(plan.experiment_table_text(args.experiment_table), end="")
+        return 0
     out = {
         "name": plan.name,
         "runs": len(plan.runs),
@@ -115,6 +120,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="validate a workflow config and print its experiments and run counts")
     p.add_argument("--configfile", required=True)
     p.add_argument("--members", action="store_true", help="also list every (experiment, variant, env, seed, run id)")
+    p.add_argument("--experiment-table", metavar="EXPERIMENT", help="print that experiment's member table (JSON)")
+    p.add_argument("--schema", default=None, help="config schema (default: workflow/schemas/config.schema.yaml)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("aggregate", help="one experiment's runs → tidy tables (curves, final; parquet + csv)")
