@@ -241,11 +241,11 @@ def test_redo_recycles_dormant_conv_channels_and_their_outgoing_weights():
     assert bool(dormant["encoder"][1][3]) and bool(dormant["encoder"][3][5])
     assert float(enc.convs[1].bias.detach()[3]) == 0.0 and float(enc.convs[1].weight.detach()[3].abs().sum()) > 0
     # outgoing: input channel 3 of conv 2 is zero, with its Adam moments
-    assert float(enc.convs[2].weight[:, 3].abs().sum()) == 0.0
+    assert float(enc.convs[2].weight.detach()[:, 3].abs().sum()) == 0.0
     assert float(agent.optimizers["encoder"].state[enc.convs[2].weight]["exp_avg"][:, 3].abs().sum()) == 0.0
     # last conv: channel 5's 3×3 = 9 flattened positions are zero in both trunks
     for role in ("actor", "critic"):
-        w = agent.nets[role].trunk[0].weight
+        w = agent.nets[role].trunk[0].weight.detach()
         assert float(w[:, 5 * 9 : 6 * 9].abs().sum()) == 0.0 and float(w[:, 4 * 9 : 5 * 9].abs().sum()) > 0
     # the actor's head MLP was not selected (nets: critic), so it is unchanged
     after = agent.nets["actor"].state_dict()
