@@ -27,6 +27,8 @@ EVAL_SEED_OFFSET = 100
 MUJOCO_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
 MUJOCO_VERSIONS = ("v4", "v5")
 MUJOCO_IDS = tuple(f"{t}-{v}" for t in MUJOCO_TASKS for v in MUJOCO_VERSIONS)
+# Discrete classic-control tasks of the sparse-training study's DQN runs.
+CLASSIC_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,10 @@ class EnvSpec:
     max_episode_steps: int
     # Full observation shape: (obs_dim,) for vectors, (channels, height, width) for stacked pixel frames.
     obs_shape: tuple[int, ...] = ()
-    # Simulator frames per env step (DMC action repeat); 1 for gymnasium envs.
+    # Simulator frames per env step (DMC action repeat, Atari frame skip); 1 for gymnasium envs.
     action_repeat: int = 1
+    # Number of discrete actions (then act_dim is 1 and the action is its index); 0 for continuous actions.
+    n_actions: int = 0
 
 
 # --- composite envs: built from more of the run config than an id (the `cycling` env, see cycling.py) ---------
@@ -60,17 +64,20 @@ class CompositeEnv(gym.Env):
 
 def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | None:
     """None when `env_id` (with `options`) is supported, else a message for the user."""
-    from neuroplastic import dmc
+    from neuroplastic import atari, dmc
 
     if dmc.is_dmc_id(env_id):
         return dmc.env_id_problem(env_id, options or {})
-    if env_id in MUJOCO_IDS or env_id == CYCLING_ENV_ID:
+    if atari.is_atari_id(env_id):
+        return atari.env_id_problem(env_id, options or {})
+    if env_id in MUJOCO_IDS or env_id in CLASSIC_IDS or env_id == CYCLING_ENV_ID:
         if options:
             return f"env_options {sorted(options)} are not accepted by gymnasium env {env_id!r} (only DMC envs)"
         return None
     return (
-        f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS)}, {CYCLING_ENV_ID}, "
-        "dmc:<domain>-<task> and dmc-pixels:<domain>-<task>, e.g. dmc:cheetah-run, dmc-pixels:walker-walk)"
+        f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS + CLASSIC_IDS)}, {CYCLING_ENV_ID}, "
+        "dmc:<domain>-<task>, dmc-pixels:<domain>-<task> and ALE/<Game>-v5, e.g. dmc:cheetah-run, "
+        "dmc-pixels:walker-walk, ALE/Pong-v5)"
     )
 
 
@@ -80,10 +87,12 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
     problem = env_id_problem(env_id, options)
     if problem:
         raise ValueError(problem)
-    from neuroplastic import dmc
+    from neuroplastic import atari, dmc
 
     if dmc.is_dmc_id(env_id):
         return dmc.DMCEnv(env_id, seed, options or {})
+    if atari.is_atari_id(env_id):
+        return atari.AtariEnv(env_id, seed)
     with warnings.catch_warnings():
         # v4 ids are deprecated in gymnasium 1.x, but they are the paper's setting.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -95,6 +104,17 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
 
 def spec_of(env: gym.Env) -> EnvSpec:
     space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        limit = getattr(env, "max_episode_steps", None) or env.spec.max_episode_steps
+        return EnvSpec(
+            obs_dim=int(np.prod(env.observation_space.shape)),
+            act_dim=1,
+            max_action=1.0,
+            max_episode_steps=int(limit),
+            obs_shape=tuple(int(d) for d in env.observation_space.shape),
+            action_repeat=int(getattr(env, "action_repeat", 1)),
+            n_actions=int(space.n),
+        )
     high = float(np.max(space.high))
     if not np.allclose(space.high, high) or not np.allclose(space.low, -high):
         raise ValueError(f"action space must be symmetric [-a, a] in every dimension, got {space}")
@@ -132,6 +152,9 @@ def get_state(env: gym.Env) -> bytes:
     }
     if hasattr(base, "data") and hasattr(base, "model"):
         state["mjdata"] = base.data
+    elif hasattr(base, "state"):
+        # Classic control keeps its whole dynamics state in `state` (and CartPole a post-termination counter).
+        state["classic"] = (pickle.dumps(base.state), getattr(base, "steps_beyond_terminated", None))
     return pickle.dumps(state)
 
 
@@ -147,6 +170,10 @@ def set_state(env: gym.Env, blob: bytes) -> None:
     base = env.unwrapped
     if "mjdata" in state:
         mujoco.mj_copyData(base.data, base.model, state["mjdata"])
+    if "classic" in state:
+        base.state = pickle.loads(state["classic"][0])
+        if hasattr(base, "steps_beyond_terminated"):
+            base.steps_beyond_terminated = state["classic"][1]
     base.np_random.bit_generator.state = state["np_random"]
     env.action_space.np_random.bit_generator.state = state["action_space"]
     limit = _time_limit(env)

@@ -7,7 +7,8 @@ Iteration t (t = 1..steps) takes environment step t:
   3. `methods.on_step(agent, t)`;
   4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
      so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
-     `methods.on_update`;
+     `methods.on_update`; on-policy agents (PPO) instead update on the minibatches of their rollout store
+     (the replay slot) each time it is full (`update_batches`);
   5. every `log_every` steps: losses and plasticity metrics; every `eval_every` steps: `eval_return` (the
      `cycling` env adds `eval_return.<task>` for every task and `cycle.phase`/`cycle.task_index`, see cycling.py);
   6. every `checkpoint_every` steps: an atomic checkpoint of everything.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,7 @@ def build(cfg: RunConfig, device: torch.device) -> Run:
     agent_cls = AGENTS[cfg.agent["name"]]
     params = agent_cls.Params.model_validate({k: v for k, v in cfg.agent.items() if k != "name"})
     agent = agent_cls(params, spec, device, methods, cfg.seed)
-    capacity = min(getattr(params, "buffer_size", cfg.steps), cfg.steps)
+    capacity = min(getattr(params, "buffer_size", None) or cfg.steps, cfg.steps)
     replay = agent.make_replay(capacity, seed=cfg.seed)
     metrics_gen = torch.Generator(device=device)
     metrics_gen.manual_seed(cfg.seed + 1)
@@ -124,14 +126,23 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
     collect(run, loop, t)
     run.methods.on_step(run.agent, t)
     if t > run.cfg.start_steps:
-        loop.update_credit += run.agent.replay_ratio
-        while loop.update_credit >= 1.0:
-            loop.update_credit -= 1.0
-            batch = run.methods.on_sample(run.replay, t)
-            if batch is None:
-                batch = run.replay.sample(run.agent.params.batch_size)
+        for batch in update_batches(run, loop, t):
             run.agent.update(batch)
             run.methods.on_update(run.agent, batch, t)
+
+
+def update_batches(run: Run, loop: LoopState, t: int) -> Iterator[Any]:
+    """The batches to update on after env step `t`: off-policy, `replay_ratio` credit (fractional ratios
+    accumulate) and replay samples (`on_sample` may replace them); on-policy, the agent's minibatches of its
+    rollout store once it is full (its own epochs; no credit, no `on_sample`)."""
+    if run.agent.on_policy:
+        yield from run.agent.rollout_batches(run.replay)
+        return
+    loop.update_credit += run.agent.replay_ratio
+    while loop.update_credit >= 1.0:
+        loop.update_credit -= 1.0
+        batch = run.methods.on_sample(run.replay, t)
+        yield run.replay.sample(run.agent.params.batch_size) if batch is None else batch
 
 
 def evaluate(run: Run) -> float:

@@ -36,6 +36,38 @@ class MaskedLinear(nn.Linear):
                 self.weight.mul_(mask)
 
 
+class MaskedConv2d(nn.Conv2d):
+    """A `nn.Conv2d` with the same optional bool `mask` (of the kernel's shape (out, in, kh, kw)) as
+    `MaskedLinear`; sparse methods treat both alike. `padding="same"` follows TensorFlow's rule (the Dopamine
+    Nature CNN's): out = ⌈in / stride⌉, the odd extra pad row/column on the bottom/right."""
+
+    mask: torch.Tensor | None
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: str = "valid") -> None:
+        super().__init__(in_channels, out_channels, kernel, stride=stride)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        self.same = padding == "same"
+        self.register_buffer("mask", None)
+
+    set_mask = MaskedLinear.set_mask
+
+    def out_size(self, size: int) -> int:
+        k, s = self.kernel_size[0], self.stride[0]
+        return -(-size // s) if self.same else (size - k) // s + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.same:
+            k, s = self.kernel_size[0], self.stride[0]
+            pad_h = max((self.out_size(x.shape[-2]) - 1) * s + k - x.shape[-2], 0)
+            pad_w = max((self.out_size(x.shape[-1]) - 1) * s + k - x.shape[-1], 0)
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        return super().forward(x)
+
+
+MASKED_LAYERS = (MaskedLinear, MaskedConv2d)
+
+
 def crelu(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((F.relu(x), F.relu(-x)), dim=-1)
 
@@ -130,6 +162,55 @@ def mlps(module: nn.Module) -> list[tuple[str, MLP]]:
 
 def masked_linears(module: nn.Module) -> list[tuple[str, MaskedLinear]]:
     return [(name, m) for name, m in module.named_modules() if isinstance(m, MaskedLinear)]
+
+
+@dataclass(frozen=True)
+class NatureCNNSpec:
+    """The Nature DQN network (Mnih et al. 2015) as Dopamine builds it: conv 32×8×8/4, 64×4×4/2, 64×3×3/1
+    (ReLU, TensorFlow "same" padding), a `hidden`-unit ReLU layer, one linear output per action."""
+
+    in_channels: int
+    image_size: int
+    out_dim: int
+    channels: tuple[int, ...] = (32, 64, 64)
+    kernels: tuple[int, ...] = (8, 4, 3)
+    strides: tuple[int, ...] = (4, 2, 1)
+    hidden: int = 512
+    padding: str = "same"
+
+    def with_(self, **kw) -> NatureCNNSpec:
+        return replace(self, **kw)
+
+
+class NatureCNN(nn.Module):
+    """uint8 frames (B, C, H, W) → /255 → `MaskedConv2d` stack → `MLP` head (one hidden layer).
+
+    The convolutions and the head's linear layers are all maskable. `hidden_activations` is the head's hidden
+    layer (the MLP contract every plasticity metric and ReDo rely on)."""
+
+    def __init__(self, spec: NatureCNNSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        convs, fan_in, size = [], spec.in_channels, spec.image_size
+        for width, kernel, stride in zip(spec.channels, spec.kernels, spec.strides, strict=True):
+            conv = MaskedConv2d(fan_in, width, kernel, stride, spec.padding)
+            size = conv.out_size(size)
+            convs.append(conv)
+            fan_in = width
+        self.convs = nn.ModuleList(convs)
+        self.head = MLP(MLPSpec(fan_in * size * size, (spec.hidden,), spec.out_dim))
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float() / 255.0
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return x.flatten(1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(obs))
+
+    def hidden_activations(self, obs: torch.Tensor) -> list[torch.Tensor]:
+        return self.head.hidden_activations(self.features(obs))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class Agent:
     replay_ratio: float = 1.0
     # Env steps taken so far; the loop sets it before acting at step t (schedules in env steps read it).
     env_step: int = 0
+    # On-policy agents (PPO) learn from their own rollout store instead of replay: the loop asks them for the
+    # minibatches of each full rollout (`rollout_batches`) and the replay-ratio credit does not apply.
+    on_policy: ClassVar[bool] = False
 
     nets: dict[str, nn.Module]
     targets: dict[str, nn.Module]
@@ -86,6 +89,15 @@ class Agent:
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         raise NotImplementedError
+
+    def planned_updates(self, train_steps: int) -> int:
+        """Gradient updates this agent makes in `train_steps` env steps after `start_steps` (schedules that are
+        fractions of training, e.g. the sparse methods', are fractions of this)."""
+        return max(1, round(train_steps * self.replay_ratio))
+
+    def rollout_batches(self, store: Any) -> Any:
+        """On-policy agents: the minibatches to update on after an env step (none until the rollout is full)."""
+        raise NotImplementedError(f"agent {self.name!r} is off-policy")
 
     def conv_chains(self) -> list[ConvChain]:
         """The agent's conv stacks (pixel agents); none for MLP-only agents."""
@@ -138,12 +150,13 @@ class Agent:
         """A bool tensor: has any loss been non-finite since the start (checked at log intervals)."""
         raise NotImplementedError
 
-    def _optimize(self, role: str | tuple[str, ...], loss: torch.Tensor) -> None:
+    def _optimize(self, role: str | tuple[str, ...], loss: torch.Tensor, max_grad_norm: float | None = None) -> None:
         """Backward and step, with the method hooks around each optimizer step.
 
         `role` may name several networks trained by one loss (DrQ-v2's critic loss also trains the encoder):
         every role's `extra_loss` is added, one backward pass fills all gradients, then each role in order gets
-        `before_optimizer_step` → its optimizer step → `after_optimizer_step`.
+        `before_optimizer_step` → its optimizer step → `after_optimizer_step`. `max_grad_norm` clips the global
+        norm of all the roles' gradients together before the hooks (PPO).
         """
         roles = (role,) if isinstance(role, str) else tuple(role)
         for r in roles:
@@ -153,6 +166,9 @@ class Agent:
         for r in roles:
             self.optimizers[r].zero_grad(set_to_none=True)
         loss.backward()
+        if max_grad_norm is not None:
+            params = [p for r in roles for p in self.nets[r].parameters() if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
         for r in roles:
             if self.methods.before_optimizer_step(self, r, self.updates):
                 self.optimizers[r].step()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroplastic.nets import MLP, MaskedLinear, mlps
+from neuroplastic.nets import MASKED_LAYERS, MLP, mlps
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
@@ -85,5 +85,5 @@ def copy_entries(dst: nn.Module, src: nn.Module, keep: callable | None = None) -
 def reapply_masks(module: nn.Module) -> None:
     """Keep masked entries at exactly zero after weights were overwritten (sparse topologies, e.g. NE)."""
     for sub in module.modules():
-        if isinstance(sub, MaskedLinear) and sub.mask is not None:
+        if isinstance(sub, MASKED_LAYERS) and sub.mask is not None:
             sub.weight.mul_(sub.mask)

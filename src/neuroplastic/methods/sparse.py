@@ -21,7 +21,8 @@ connections that are regrown keep their value and moments (`reinit_when_same=Fal
 
 Clock. Positions are the study's `train_step_counter`: t = (agent update index) − 1, so the first gradient
 update is t = 0. Fractions of training are fractions of the run's total number of gradient updates,
-U = `total_updates` or (steps − start_steps) × replay_ratio: in the study's SAC runs (1M train iterations, one
+U = `total_updates` or `agent.planned_updates(steps − start_steps)` ((steps − start_steps) × replay_ratio
+off-policy; for PPO the rollouts' epochs × minibatches): in the study's SAC runs (1M train iterations, one
 update each) "mask updates until 800k" is 0.8·U, and GMP's 200k→800k is 0.2·U → 0.8·U. Mask updates of
 SET/RigL happen at t = 0, ΔT, 2ΔT, … ≤ ⌊stop_fraction·U⌋ with drop fraction f(t) = f0·½(1 + cos(π t / T_stop))
 (Keras CosineDecay, alpha 0). GMP prunes at t = t0, t0 + ΔT, … ≤ t_end, and at t_end itself.
@@ -154,8 +155,7 @@ class SparseTraining(Method):
         empty = [r for r in p.roles if not topo.layers[r]]
         if empty:
             raise ValueError(f"method {self.name}: roles {empty} have no linear layers to sparsify")
-        ratio = float(getattr(agent, "replay_ratio", 1.0))
-        self.total_updates = p.total_updates or max(1, round((self.ctx.steps - self.ctx.start_steps) * ratio))
+        self.total_updates = p.total_updates or agent.planned_updates(self.ctx.steps - self.ctx.start_steps)
         self._kernels = {r: [layer.weight for layer in topo.layers[r]] for r in p.roles}
         self.points = self.schedule()
         for role in p.roles:

@@ -7,8 +7,8 @@ moves zero-gradient entries too, through its moments, so a gradient mask alone w
 masked weights are zero and the forward pass is dense, `weight.grad` after a backward pass is the *dense*
 gradient, which gradient-based growth (RigL, NE) scores inactive entries with.
 
-Only `MaskedLinear` layers of the chosen network roles are ever masked; LayerNorm weights, biases,
-convolutions and any other module are left dense (LayerNorm weights may still count towards an ERK budget,
+Only `MaskedLinear` and `MaskedConv2d` layers of the chosen network roles are ever masked; LayerNorm weights,
+biases, plain `nn.Conv2d` and any other module are left dense (LayerNorm weights may still count towards an ERK budget,
 as in the NE code, see `budget_shapes`).
 
 Masks are replaced, never edited in place (`SparseLayer.set_mask`), so caches keyed on the mask tensor's
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuroplastic.nets import ACTIVATION_WIDTH, MLP, MaskedLinear
+from neuroplastic.nets import ACTIVATION_WIDTH, MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
 from neuroplastic.topology.distribution import layer_sparsities
 
 MASK_INITS = ("magnitude", "random")
@@ -35,7 +35,7 @@ class SparseLayer:
 
     role: str  # network role in `agent.nets`, e.g. "critic"
     name: str  # qualified module name inside that network, e.g. "q1.layers.0"
-    module: MaskedLinear
+    module: MaskedLinear | MaskedConv2d
     mlp: MLP | None  # the MLP that owns the layer (None for a MaskedLinear outside any MLP)
     index: int  # position in `mlp.layers` (-1 outside an MLP)
 
@@ -90,7 +90,7 @@ class SparseLayer:
 
 
 def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
-    """Every `MaskedLinear` of `net`, in registration order, with its owning MLP if any."""
+    """Every `MaskedLinear` / `MaskedConv2d` of `net`, in registration order, with its owning MLP if any."""
     owner: dict[int, tuple[MLP, int]] = {}
     for module in net.modules():
         if isinstance(module, MLP):
@@ -98,7 +98,7 @@ def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
                 owner[id(layer)] = (module, i)
     out = []
     for name, module in net.named_modules():
-        if isinstance(module, MaskedLinear):
+        if isinstance(module, MASKED_LAYERS):
             mlp, index = owner.get(id(module), (None, -1))
             out.append(SparseLayer(role, name, module, mlp, index))
     return out
@@ -252,7 +252,7 @@ class Topology:
         cached = self._target_cache.get(role)
         stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
         if stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True)):
-            by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MaskedLinear)}
+            by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MASKED_LAYERS)}
             target_weights = []
             for layer in self.sparse_layers(role):
                 target = by_name[layer.name]

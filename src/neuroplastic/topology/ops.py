@@ -100,12 +100,15 @@ def init_grown_(weight: torch.Tensor, new: torch.Tensor, init: str, generator: t
 @torch.no_grad()
 def init_sparse_glorot_(weight: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> None:
     """Sparsity-aware Glorot-uniform init of a masked layer (Graesser et al. 2022, `fixed_sparse_init`): every
-    active entry (i, j) ~ U(−a, a) with a = √(3 / max(1, (fan_in_i + fan_out_j)/2)), where fan_in_i is the number
-    of active inputs of output unit i (row i of the mask) and fan_out_j the number of active outputs of input j
-    (column j). Inactive entries are set to 0. Draws |weight| uniforms from `generator`."""
+    active entry of output unit i and input unit j ~ U(−a, a) with a = √(3 / max(1, (fan_in_i + fan_out_j)/2)),
+    where fan_in_i counts the active entries of output unit i (row i of the mask; for a conv kernel (out, in, kh,
+    kw) all in·kh·kw entries of filter i) and fan_out_j those of input unit j (column j; for a conv, all
+    out·kh·kw entries reading channel j), the receptive field counted as Keras's Glorot does. Inactive entries
+    are set to 0. Draws |weight| uniforms from `generator`."""
     m = mask.to(weight.dtype)
-    fan_in = m.sum(dim=1, keepdim=True)  # (out, 1): active inputs per output unit
-    fan_out = m.sum(dim=0, keepdim=True)  # (1, in): active outputs per input unit
+    other = tuple(range(2, m.dim()))
+    fan_in = m.sum(dim=(1, *other), keepdim=True)  # active inputs per output unit
+    fan_out = m.sum(dim=(0, *other), keepdim=True)  # active outputs per input unit
     limit = torch.sqrt(3.0 / torch.clamp((fan_in + fan_out) / 2.0, min=1.0))
     u = torch.rand(weight.shape, generator=generator, device=weight.device, dtype=weight.dtype)
     weight.copy_((2.0 * u - 1.0) * limit * m)
