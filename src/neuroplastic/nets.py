@@ -262,3 +262,19 @@ class ConvEncoder(nn.Module):
             x = F.relu(conv(x))
             out.append(x)
         return out
+
+
+def build_module(spec: MLPSpec | NatureCNNSpec) -> nn.Module:
+    """The network a spec describes (for counting parameters of specs without an agent)."""
+    return NatureCNN(spec) if isinstance(spec, NatureCNNSpec) else MLP(spec)
+
+
+def scale_width(spec: MLPSpec | NatureCNNSpec, scale: float) -> MLPSpec | NatureCNNSpec:
+    """Every hidden width (and conv channel count) × `scale`, rounded, at least 1; inputs/outputs unchanged."""
+
+    def w(n: int) -> int:
+        return max(1, round(n * scale))
+
+    if isinstance(spec, NatureCNNSpec):
+        return spec.with_(channels=tuple(w(c) for c in spec.channels), hidden=w(spec.hidden))
+    return spec.with_(hidden=tuple(w(h) for h in spec.hidden))

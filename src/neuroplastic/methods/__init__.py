@@ -10,6 +10,7 @@ from neuroplastic.methods.adaptive_rr import AdaptiveRR
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
 from neuroplastic.methods.crelu import CReLU
 from neuroplastic.methods.data_augmentation import DataAugmentation
+from neuroplastic.methods.dense_scaled import DenseScaled
 from neuroplastic.methods.injection import PlasticityInjection
 from neuroplastic.methods.l2_init import L2Init
 from neuroplastic.methods.normalization import LayerNormMethod, NaP
@@ -39,6 +40,7 @@ for _cls in (
     ShrinkPerturb,
     DataAugmentation,
     AdaptiveRR,
+    DenseScaled,
 ):
     register(_cls)
 
