@@ -259,5 +259,11 @@ def test_scaled_dense_matches_sparse_parameter_count(spec, sparsity):
     assert target < full * (1 - sparsity) + 2 * sum(spec.hidden if isinstance(spec, MLPSpec) else (spec.hidden,))
     scaled = matching_spec(spec, target)
     assert abs(param_count(scaled) - target) <= 0.01 * target
-    assert all(w < f for w, f in zip(scaled.hidden if isinstance(spec, MLPSpec) else scaled.channels,
-                                     spec.hidden if isinstance(spec, MLPSpec) else spec.channels, strict=True))
+    assert all(
+        w < f
+        for w, f in zip(
+            scaled.hidden if isinstance(spec, MLPSpec) else scaled.channels,
+            spec.hidden if isinstance(spec, MLPSpec) else spec.channels,
+            strict=True,
+        )
+    )

@@ -8,19 +8,18 @@ sparse methods mask them (layer l keeps N_l − ⌊s_l·N_l⌋; the study's ERK 
 rounding); the dense count is that of the scaled network built from its spec. The factor is the one whose
 rounded widths bring the dense count closest to the sparse one (bisection on the monotone count); then each
 hidden width is nudged by up to ±3 units where that brings the count closer (small networks at high sparsity
-would otherwise miss the target by the granularity of one shared factor). The method only edits specs (`net_spec`), so the run is otherwise a plain dense
-run; `log_metrics` reports `params.<role>` and the factor.
+would otherwise miss the target by the granularity of one shared factor). The method only edits specs
+(`net_spec`), so the run is otherwise a plain dense run; `log_metrics` reports `params.<role>` and the factor.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+import torch
 from pydantic import Field
 
 from neuroplastic.methods.base import Method, Params, RunContext
-import torch
-
 from neuroplastic.nets import MLPSpec, NatureCNNSpec, build_module, scale_width
 from neuroplastic.topology.distribution import layer_sparsities
 from neuroplastic.topology.masks import find_layers
