@@ -31,7 +31,7 @@ def test_run_id_ignores_spelled_out_defaults():
         ({"steps": "many"}, "steps:"),
         ({"steps": -1}, "steps:"),
         ({"env": "Hopper-v9"}, "env: unknown env 'Hopper-v9'"),
-        ({"agent": "ppo"}, "agent.name: unknown agent 'ppo'"),
+        ({"agent": "a2c"}, "agent.name: unknown agent 'a2c'"),
         ({"agent": {"name": "td3", "critc": "ne"}}, "agent.critc: unknown key"),
         ({"agent": {"name": "td3", "critic": "wide"}}, "agent.critic:"),
         ({"method": {"name": "magic"}}, "method[0].name: unknown method 'magic'"),
