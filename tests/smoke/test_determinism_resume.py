@@ -67,11 +67,16 @@ def run_killed_and_resumed(tmp_path: Path, cfg_dict: dict, kill_after_checkpoint
     return (out / "metrics.parquet").read_bytes()
 
 
-def test_kill_9_then_rerun_is_bit_identical(tmp_path):
-    resumed = run_killed_and_resumed(tmp_path, RESUME_CFG)
-    cfg_path = tmp_path / "cfg.yaml"
+def assert_kill_9_resume_bit_identical(tmp_path: Path, cfg_dict: dict) -> None:
+    """A run killed with SIGKILL after its first checkpoint and re-run ends with the same metrics.parquet, byte
+    for byte, as an uninterrupted run of the same config."""
+    resumed = run_killed_and_resumed(tmp_path, cfg_dict)
     ref = tmp_path / "runs" / "reference"
-    proc = _train_cli(cfg_path, ref)
+    proc = _train_cli(tmp_path / "cfg.yaml", ref)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode()
     assert resumed == (ref / "metrics.parquet").read_bytes()
+
+
+def test_kill_9_then_rerun_is_bit_identical(tmp_path):
+    assert_kill_9_resume_bit_identical(tmp_path, RESUME_CFG)

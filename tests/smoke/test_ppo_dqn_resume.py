@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.smoke.test_determinism_resume import _train_cli, run_killed_and_resumed
+from tests.smoke.test_determinism_resume import assert_kill_9_resume_bit_identical
 
 pytestmark = pytest.mark.smoke
 
@@ -36,9 +36,4 @@ DQN_CFG = {
 
 @pytest.mark.parametrize("cfg", [PPO_CFG, DQN_CFG], ids=["ppo", "dqn"])
 def test_kill_9_then_rerun_is_bit_identical(tmp_path, cfg):
-    resumed = run_killed_and_resumed(tmp_path, cfg)
-    ref = tmp_path / "runs" / "reference"
-    proc = _train_cli(tmp_path / "cfg.yaml", ref)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err.decode()
-    assert resumed == (ref / "metrics.parquet").read_bytes()
+    assert_kill_9_resume_bit_identical(tmp_path, cfg)
