@@ -261,7 +261,11 @@ class PPO(Agent):
 
     @classmethod
     def config_problems(cls, cfg, params: dict) -> list[str]:
+        from neuroplastic import envs
+
         problems = []
+        if cfg.env in envs.CLASSIC_IDS or cfg.env.startswith("ALE/"):
+            problems.append(f"agent 'ppo' is implemented for continuous actions; env {cfg.env!r} is discrete")
         if cfg.start_steps != 0:
             problems.append(f"agent 'ppo' is on-policy: start_steps must be 0, got {cfg.start_steps}")
         rollout = params.get("rollout_length", 2048)
