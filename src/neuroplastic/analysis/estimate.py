@@ -56,7 +56,7 @@ def measure(run: dict[str, Any], updates: int, device: str, threads: int | None)
     if threads:
         torch.set_num_threads(threads)
     trial = dict(run)
-    batch = int(run["agent"].get("batch_size", 256))
+    batch = int(run["agent"].get("batch_size") or 256)
     trial["start_steps"] = min(int(run["start_steps"]), max(batch, 1000))
     try:
         cfg = config.resolve(trial, source="estimate")
@@ -68,6 +68,8 @@ def measure(run: dict[str, Any], updates: int, device: str, threads: int | None)
     while t < cfg.start_steps:
         t += 1
         loop.collect(r, state, t)
+    if r.agent.on_policy:
+        return _measure_on_policy(r, state, t)
     warm = min(20, updates // 5)
     t_start = 0.0
     for i in range(warm + updates):
@@ -87,6 +89,23 @@ def measure(run: dict[str, Any], updates: int, device: str, threads: int | None)
         torch.cuda.synchronize()
     r.env.close()
     return updates / (time.perf_counter() - t_start)
+
+
+def _measure_on_policy(r: Any, state: Any, t: int) -> float:
+    """Env steps per second of one full rollout of an on-policy agent and its update epochs (the real loop)."""
+    import torch
+
+    from neuroplastic import loop
+
+    steps = int(r.agent.params.rollout_length)
+    t_start = time.perf_counter()
+    for _ in range(steps):
+        t += 1
+        loop.advance(r, state, t)
+    if r.device.type == "cuda":
+        torch.cuda.synchronize()
+    r.env.close()
+    return steps / (time.perf_counter() - t_start)
 
 
 def estimate(
