@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ENV = "cycling"
+from neuroplastic.config import CYCLING_ENV_ID
+
+ENV = CYCLING_ENV_ID
 TASK_PREFIX = "eval_return."
 PHASE = "cycle.phase"
 DEFAULT_ACTIVITY = ("fau.critic", "fau.actor")
