@@ -124,6 +124,7 @@ class DQN(Agent):
     name = "dqn"
     Params = DQNParams
     target_roles = ("critic",)
+    log_names = ("critic_loss", "q_mean")
     params: DQNParams
 
     def __init__(self, params: DQNParams, env, device, methods, seed: int) -> None:
@@ -138,9 +139,6 @@ class DQN(Agent):
         self.eval_rng = np.random.default_rng([seed, 1])
         self.nets["critic"] = self.build_net("critic")
         self._finish_build()
-        zero = torch.zeros((), device=device)
-        self._last = {"critic_loss": zero.clone(), "q_mean": zero.clone()}
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
 
     @classmethod
     def config_problems(cls, cfg, params: dict) -> list[str]:
@@ -220,31 +218,17 @@ class DQN(Agent):
             with torch.no_grad():
                 torch._foreach_copy_(list(self.targets["critic"].parameters()), list(self.nets["critic"].parameters()))
             self.methods.after_target_update(self)
-        self._last["critic_loss"] = loss.detach()
-        self._last["q_mean"] = q.detach().mean()
-        self._nonfinite |= ~torch.isfinite(self._last["critic_loss"])
-
-    def log_values(self) -> dict[str, torch.Tensor]:
-        return dict(self._last)
+        self.record({"critic_loss": loss}, q_mean=q.detach().mean())
 
     @torch.no_grad()
     def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
         return {"critic": self.nets["critic"].hidden_activations(batch.obs)}
 
-    def nonfinite(self) -> torch.Tensor:
-        return self._nonfinite
-
     def state_dict(self):
-        state = super().state_dict()
-        state["last"] = {k: v.cpu() for k, v in self._last.items()}
-        state["nonfinite"] = self._nonfinite.cpu()
-        state["eval_rng"] = self.eval_rng.bit_generator.state
-        return state
+        return {**super().state_dict(), "eval_rng": self.eval_rng.bit_generator.state}
 
     def load_state_dict(self, state) -> None:
         super().load_state_dict(state)
-        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
-        self._nonfinite = state["nonfinite"].to(self.device)
         self.eval_rng.bit_generator.state = state["eval_rng"]
 
 

@@ -39,7 +39,7 @@ from torch import nn
 
 from neuroplastic.agents.base import Agent, AgentParams
 from neuroplastic.nets import MLP, MLPSpec
-from neuroplastic.replay import Batch
+from neuroplastic.replay import Batch, Replay
 
 NORM_EPS = 1e-8
 
@@ -140,7 +140,7 @@ class RunningMeanVar:
         self.var = state["var"].to(self.var.device)
 
 
-class RolloutStore:
+class RolloutStore(Replay):
     """The on-policy rollout the loop fills through `collect` (the replay buffer's `add`), `length` steps.
 
     `full` tells the agent to train; `clear` starts the next rollout. The last rollout's rows stay readable
@@ -148,8 +148,11 @@ class RolloutStore:
     stored is the agent's raw Gaussian sample (`agent.last_sample`), not the clipped action the env received.
     """
 
-    def __init__(self, agent: PPO, obs_dim: int, act_dim: int, length: int, device: torch.device) -> None:
+    def __init__(self, agent: PPO, obs_dim: int, act_dim: int, length: int, device: torch.device, seed: int) -> None:
         self.agent = agent
+        # Only metrics sample the store (with their own generator); the Replay interface asks for one anyway.
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
         self.length = length
         self.device = device
         self.obs = torch.zeros((length, obs_dim), dtype=torch.float32, device=device)
@@ -194,24 +197,31 @@ class RolloutStore:
     def clear(self) -> None:
         self.pos = 0
 
-    def sample(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None) -> Batch:
-        """Uniform rows of the stored rollout (for plasticity metrics)."""
+    def indices(
+        self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Uniform rows of the stored rollout (for plasticity metrics); `oldest` is ignored."""
         if self.filled == 0:
             raise RuntimeError("cannot sample from an empty rollout store")
-        idx = torch.randint(0, self.filled, (batch_size,), generator=generator, device=self.device)
+        g = self.generator if generator is None else generator
+        return torch.randint(0, self.filled, (batch_size,), generator=g, device=self.device)
+
+    def gather(self, idx: torch.Tensor) -> Batch:
         not_done = (~self.terminated[idx]).float()[:, None]
         return Batch(self.obs[idx], self.action[idx], self.reward[idx, None], self.next_obs[idx], not_done)
 
     def state_dict(self) -> dict[str, Any]:
         n = self.filled
         keys = ("obs", "next_obs", "action", "reward", "terminated", "truncated")
-        return {"pos": self.pos, "filled": n, **{k: getattr(self, k)[:n].cpu().clone() for k in keys}}
+        state = {k: getattr(self, k)[:n].cpu().clone() for k in keys}
+        return {"pos": self.pos, "filled": n, "generator": self.generator.get_state(), **state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         n = state["filled"]
         for key in ("obs", "next_obs", "action", "reward", "terminated", "truncated"):
             getattr(self, key)[:n] = state[key].to(self.device)
         self.pos, self.filled = state["pos"], n
+        self.generator.set_state(state["generator"])
 
 
 class GaussianActor(nn.Module):
@@ -238,6 +248,7 @@ class PPO(Agent):
     name = "ppo"
     Params = PPOParams
     on_policy = True
+    log_names = ("policy_loss", "value_loss", "entropy", "clip_fraction")
     params: PPOParams
 
     def __init__(self, params: PPOParams, env, device, methods, seed: int) -> None:
@@ -254,9 +265,6 @@ class PPO(Agent):
         self.iterations = 0
         self.total_iterations = 1
         self.last_sample: np.ndarray | None = None
-        zero = torch.zeros((), device=device)
-        self._last = {k: zero.clone() for k in ("policy_loss", "value_loss", "entropy", "clip_fraction")}
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self._kernels = [m.weight for r in ("actor", "critic") for m in self.nets[r].modules() if hasattr(m, "mask")]
 
     @classmethod
@@ -304,7 +312,9 @@ class PPO(Agent):
 
     def make_replay(self, capacity: int, seed: int) -> RolloutStore:
         self.total_iterations = max(1, capacity // self.params.rollout_length)
-        return RolloutStore(self, self.env.obs_dim, self.env.act_dim, self.params.rollout_length, self.device)
+        # The loop passes the run's env steps as the capacity of agents without a buffer size: the lr decay
+        # spans the iterations they make.
+        return RolloutStore(self, self.env.obs_dim, self.env.act_dim, self.params.rollout_length, self.device, seed)
 
     def minibatches_per_epoch(self) -> int:
         return self.params.rollout_length // self.params.minibatch_size
@@ -395,16 +405,12 @@ class PPO(Agent):
         if p.weight_decay:
             loss = loss + p.weight_decay * 0.5 * torch.stack([w.pow(2).sum() for w in self._kernels]).sum()
         self._optimize(("actor", "critic"), loss, p.max_grad_norm)
-        last = self._last
-        last["policy_loss"] = policy_loss.detach()
-        last["value_loss"] = value_loss.detach()
-        last["entropy"] = entropy.detach().mean()
         ratio = torch.exp(log_prob.detach() - batch.old_log_prob)
-        last["clip_fraction"] = ((ratio - 1.0).abs() > p.clip_ratio).float().mean()
-        self._nonfinite |= ~torch.isfinite(torch.stack((last["policy_loss"], last["value_loss"]))).all()
-
-    def log_values(self) -> dict[str, torch.Tensor]:
-        return dict(self._last)
+        self.record(
+            {"policy_loss": policy_loss, "value_loss": value_loss},
+            entropy=entropy.detach().mean(),
+            clip_fraction=((ratio - 1.0).abs() > p.clip_ratio).float().mean(),
+        )
 
     @torch.no_grad()
     def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
@@ -414,13 +420,8 @@ class PPO(Agent):
             "critic": self.nets["critic"].hidden_activations(obs),
         }
 
-    def nonfinite(self) -> torch.Tensor:
-        return self._nonfinite
-
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["last"] = {k: v.cpu() for k, v in self._last.items()}
-        state["nonfinite"] = self._nonfinite.cpu()
         state["obs_norm"] = self.obs_norm.state_dict()
         state["reward_norm"] = self.reward_norm.state_dict()
         state["iterations"] = self.iterations
@@ -428,8 +429,6 @@ class PPO(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
-        self._nonfinite = state["nonfinite"].to(self.device)
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.reward_norm.load_state_dict(state["reward_norm"])
         self.iterations = state["iterations"]
