@@ -77,12 +77,13 @@ def env_id_problem(env_id: str, options: dict[str, Any]) -> str | None:
     if options:
         return f"env_options {sorted(options)} are not accepted by Atari env {env_id!r}"
     game = game_of(env_id)
-    if _snake(game) not in human_random_scores():
+    if snake_case(game) not in human_random_scores():
         return f"unknown Atari game {game!r} in {env_id!r} (e.g. {', '.join(f'ALE/{g}-v5' for g in ATARI_15[:3])})"
     return None
 
 
-def _snake(game: str) -> str:
+def snake_case(game: str) -> str:
+    """`MsPacman` → `ms_pacman` (the key of the published score table)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", game).lower()
 
 
@@ -96,7 +97,7 @@ def human_random_scores() -> dict[str, tuple[float, float]]:
 
 def human_normalized(env_id: str, score: float) -> float:
     """(score − random) / (human − random) for the game of `env_id`."""
-    random, human = human_random_scores()[_snake(game_of(env_id))]
+    random, human = human_random_scores()[snake_case(game_of(env_id))]
     return (score - random) / (human - random)
 
 

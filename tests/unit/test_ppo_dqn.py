@@ -160,7 +160,7 @@ def test_atari_frame_stack_and_sticky_actions():
 
 def test_human_normalised_scores_shipped():
     scores = atari.human_random_scores()
-    assert all(atari._snake(g) in scores for g in atari.ATARI_15)
+    assert all(atari.snake_case(g) in scores for g in atari.ATARI_15)
     assert scores["pong"] == (-20.7, 14.6)
     assert atari.human_normalized("ALE/Pong-v5", 14.6) == pytest.approx(1.0)
     assert atari.human_normalized("ALE/MsPacman-v5", 307.3) == pytest.approx(0.0)

@@ -140,8 +140,13 @@ def _figure_problems(name: str, raw: dict[str, Any], plan: Any) -> list[str]:
 
 
 def _reference_problems(spec: NormalizedSpec, plan: Any) -> list[str]:
+    from neuroplastic.figures.base import published_scores
+
     ref = spec.reference_runs()
     experiments = plan.config["experiments"]
+    if ref.scores:
+        envs = spec.envs or experiments[spec.experiment]["envs"]
+        return [f"env {env!r} has no {ref.scores} scores" for env in envs if published_scores(ref.scores, env) is None]
     if ref.experiment not in experiments:
         return [f"reference experiment {ref.experiment!r} is not declared"]
     problems = []

@@ -28,12 +28,28 @@ class FigureError(ValueError):
     """A figure that cannot be computed or drawn from the given tables; the message names what is missing."""
 
 
+# Published per-env score pairs a figure may normalise by instead of runs: name → env id → (low, high).
+PUBLISHED_SCORES = ("atari_human_random",)
+
+
+def published_scores(name: str, env: str) -> tuple[float, float] | None:
+    """(low, high) of `env` in the published table `name` (Atari: random and human score), None if absent."""
+    from neuroplastic import atari
+
+    if name == "atari_human_random" and atari.is_atari_id(env):
+        return atari.human_random_scores().get(atari.snake_case(atari.game_of(env)))
+    return None
+
+
 class Reference(BaseModel):
-    """The runs a kind normalises by: mean final score of `label` per env in `experiment` (null = own)."""
+    """What a kind normalises by: the mean final score of `label` per env in `experiment` (null = own), or,
+    with `scores`, a published (low, high) pair per env: (x − low)/(high − low), e.g. Atari's human-normalised
+    score (x − random)/(human − random)."""
 
     model_config = ConfigDict(extra="forbid")
     experiment: str | None = None
     label: str = "TD3"
+    scores: Literal["atari_human_random"] | None = None
 
 
 class StatsSettings(BaseModel):
@@ -81,7 +97,7 @@ class NormalizedSpec(FigureSpec):
     def reference_runs(self) -> Reference:
         """The figure's `reference` replaces `stats.reference`; experiment null = the figure's own."""
         ref = self.reference or self.stats.reference
-        return Reference(experiment=ref.experiment or self.experiment, label=ref.label)
+        return Reference(experiment=ref.experiment or self.experiment, label=ref.label, scores=ref.scores)
 
 
 @dataclass(frozen=True)
@@ -203,8 +219,13 @@ def final_scores(spec: FigureSpec, tables: AggregateTables, metric: str, normali
     if normalize:
         assert isinstance(spec, NormalizedSpec)
         ref = spec.reference_runs()
-        ref_means = stats.reference_means(tables.final(ref.experiment), ref.label, envs, metric)
-        scores = stats.normalise(raw, ref_means, envs)
+        if ref.scores:
+            bounds = np.array([published_scores(ref.scores, env) for env in envs], dtype=np.float64)  # (E, 2)
+            low, span = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
+            scores = {k: (v - low.reshape(1, -1)) / span.reshape(1, -1) for k, v in raw.items()}
+        else:
+            ref_means = stats.reference_means(tables.final(ref.experiment), ref.label, envs, metric)
+            scores = stats.normalise(raw, ref_means, envs)
     return FinalScores(variants, envs, sel, raw, scores)
 
 

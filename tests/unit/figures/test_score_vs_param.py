@@ -31,3 +31,22 @@ def test_score_vs_param_groups_by_hue_style_and_x(aggregates):
 def test_score_vs_param_needs_x():
     with pytest.raises(figures.FigureSpecError, match="missing key 'x' for kind score_vs_param"):
         figures.parse_spec({"kind": "score_vs_param", "experiment": "exp"})
+
+
+def test_score_vs_param_normalised_by_published_scores(aggregates, monkeypatch):
+    # Both envs get (low, high) = (10, 110): the normalised score is (x − 10)/100, and the IQM commutes with it.
+    from neuroplastic.figures import base
+
+    monkeypatch.setattr(base, "published_scores", lambda name, env: (10.0, 110.0))
+    raw = figures.compute(figures.parse_spec({**EXAMPLE, "normalize": False, "stats": STATS}), aggregates)
+    spec = {**EXAMPLE, "reference": {"scores": "atari_human_random"}, "stats": STATS}
+    human = figures.compute(figures.parse_spec(spec), aggregates)
+    assert human["point"].to_numpy() == pytest.approx((raw["point"].to_numpy() - 10.0) / 100.0)
+
+
+def test_published_atari_scores_per_env():
+    from neuroplastic.figures.base import published_scores
+
+    assert published_scores("atari_human_random", "ALE/Pong-v5") == (-20.7, 14.6)
+    assert published_scores("atari_human_random", "ALE/SpaceInvaders-v5") == (148.0, 1668.7)
+    assert published_scores("atari_human_random", "Hopper-v4") is None
