@@ -9,7 +9,7 @@ from tests.smoke.test_determinism_resume import assert_kill_9_resume_bit_identic
 pytestmark = pytest.mark.smoke
 
 PPO_CFG = {
-    "agent": {"name": "ppo", "hidden": [32, 32], "rollout_length": 128, "minibatch_size": 32, "epochs": 2},
+    "agent": {"name": "ppo", "hidden": 32, "rollout_length": 128, "batch_size": 32, "epochs": 2},
     "env": "Hopper-v4",
     "seed": 0,
     "steps": 1536,
@@ -21,7 +21,7 @@ PPO_CFG = {
     "method": [{"name": "rigl", "sparsity": 0.8, "delta": 10, "weight_decay": 0.0}],
 }
 DQN_CFG = {
-    "agent": {"name": "dqn", "hidden": [32, 32], "batch_size": 32, "target_update_period": 50},
+    "agent": {"name": "dqn", "hidden": 32, "batch_size": 32, "target_update_period": 50},
     "env": "CartPole-v1",
     "seed": 0,
     "steps": 1600,

@@ -82,7 +82,7 @@ class FixedQ(nn.Module):
 
 def _dqn(**params) -> DQN:
     spec = envs.EnvSpec(obs_dim=3, act_dim=1, max_action=1.0, max_episode_steps=10, obs_shape=(3,), n_actions=3)
-    return DQN(DQNParams(hidden=[8], **params), spec, torch.device("cpu"), MethodStack([]), seed=0)
+    return DQN(DQNParams(hidden=8, **params), spec, torch.device("cpu"), MethodStack([]), seed=0)
 
 
 @pytest.mark.parametrize("double_q", [False, True])
@@ -212,7 +212,7 @@ def _assert_masked_zero(run: loop.Run) -> int:
 @pytest.mark.parametrize("method", ["static", "rigl"])
 def test_masks_stay_zero_through_ppo_epochs(method):
     cfg = {
-        "agent": {"name": "ppo", "hidden": [16, 16], "rollout_length": 64, "minibatch_size": 16, "epochs": 3},
+        "agent": {"name": "ppo", "hidden": 16, "rollout_length": 64, "batch_size": 16, "epochs": 3},
         "env": "Hopper-v4",
         "steps": 256,
         "start_steps": 0,
@@ -227,7 +227,7 @@ def test_masks_stay_zero_through_ppo_epochs(method):
 
 def test_masks_stay_zero_through_dqn_updates_on_the_cnn():
     cfg = {
-        "agent": {"name": "dqn", "cnn_channels": [4, 4, 4], "cnn_hidden": 16, "batch_size": 4, "buffer_size": 200},
+        "agent": {"name": "dqn", "conv_channels": [4, 4, 4], "hidden": 16, "batch_size": 4, "buffer_size": 200},
         "env": "ALE/Pong-v5",
         "steps": 200,
         "start_steps": 20,

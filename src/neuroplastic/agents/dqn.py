@@ -43,9 +43,11 @@ from neuroplastic.replay import Batch, PixelReplay, ReplayBuffer
 
 
 class DQNParams(AgentParams):
-    hidden: list[int] = Field(default_factory=lambda: [512, 512], description="MLP widths (vector observations).")
-    cnn_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], description="Nature CNN conv channels.")
-    cnn_hidden: int = Field(512, gt=0, description="Nature CNN fully connected width.")
+    hidden: int = Field(512, gt=0, description="Width of the MLP's hidden layers, and of the Nature CNN's dense layer.")
+    layers: int = Field(2, gt=0, description="Hidden layers of the MLP (vector observations).")
+    conv_channels: list[int] = Field(
+        default_factory=lambda: [32, 64, 64], min_length=3, max_length=3, description="Nature CNN conv channels."
+    )
     lr: float | None = Field(None, gt=0, description="Adam learning rate (None: 1e-3 classic, 2.5e-4 Atari).")
     adam_eps: float | None = Field(None, gt=0, description="Adam ε (None: 1e-7 classic (Keras), 1e-8 Atari (TF1)).")
     batch_size: int | None = Field(None, gt=0, description="None: 128 classic, 32 Atari.")
@@ -153,8 +155,8 @@ class DQN(Agent):
         p, e = self.params, self.env
         if self.pixels:
             channels, size, _ = e.obs_shape
-            return NatureCNNSpec(channels, size, e.n_actions, tuple(p.cnn_channels), hidden=p.cnn_hidden)
-        return MLPSpec(e.obs_dim, tuple(p.hidden), e.n_actions)
+            return NatureCNNSpec(channels, size, e.n_actions, tuple(p.conv_channels), hidden=p.hidden)
+        return MLPSpec(e.obs_dim, (p.hidden,) * p.layers, e.n_actions)
 
     def build_net(self, role: str) -> nn.Module:
         if role != "critic":

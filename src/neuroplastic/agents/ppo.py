@@ -17,7 +17,7 @@ Training, one iteration per `rollout_length` (2048) env steps:
   3. with the updated normalisers: values V(s), V(s'), old log-probabilities, GAE(γ, λ) advantages
      δ_t = r_t + γ(1 − terminated_t)V(s'_t) − V(s_t), A_t = δ_t + γλ(1 − done_t)A_{t+1} (time limits
      bootstrap through V(s'_t) but still cut the recursion), returns R_t = A_t + V(s_t);
-  4. `epochs` (10) passes over random minibatches of `minibatch_size` (64): each is one gradient update
+  4. `epochs` (10) passes over random minibatches of `batch_size` (64): each is one gradient update
      (`agent.update`) of actor and critic together: loss = −mean(min(ρA, clip(ρ, 1±ε)A)) + c_v·mean((R − V)²)
      − c_e·entropy + λ_wd·½Σ‖W‖² (tf-agents' `l2_loss` on the kernels), advantages normalised per minibatch,
      the global gradient norm clipped to `max_grad_norm`, then one Adam step per role (method hooks around
@@ -45,13 +45,14 @@ NORM_EPS = 1e-8
 
 
 class PPOParams(AgentParams):
-    hidden: list[int] = Field(default_factory=lambda: [64, 64], description="Widths of actor and value MLPs.")
+    hidden: int = Field(64, gt=0, description="Width of every hidden layer of the actor and value MLPs.")
+    layers: int = Field(2, gt=0, description="Hidden layers of each MLP.")
     activation: str = Field("tanh", description="Hidden activation of both MLPs (tf-agents PPO: tanh).")
     lr: float = Field(3e-4, gt=0, description="Adam learning rate at the first iteration.")
     lr_decay: bool = Field(True, description="Decay the lr linearly to 0 over the iterations (rigl ppo_train_eval).")
     adam_eps: float = Field(1e-5, gt=0)
     rollout_length: int = Field(2048, gt=0, description="Env steps per iteration (collect_sequence_length).")
-    minibatch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=0, description="Minibatch size of each gradient update.")
     epochs: int = Field(10, gt=0, description="Passes over each rollout.")
     gamma: float = Field(0.99, ge=0, le=1)
     gae_lambda: float = Field(0.95, ge=0, le=1)
@@ -255,8 +256,8 @@ class PPO(Agent):
         super().__init__(params, env, device, methods, seed)
         if env.n_actions:
             raise ValueError("agent 'ppo' is implemented for continuous actions (Box action spaces) only")
-        if params.minibatch_size > params.rollout_length:
-            raise ValueError(f"minibatch_size {params.minibatch_size} > rollout_length {params.rollout_length}")
+        if params.batch_size > params.rollout_length:
+            raise ValueError(f"batch_size {params.batch_size} > rollout_length {params.rollout_length}")
         self.nets["actor"] = self.build_net("actor")
         self.nets["critic"] = self.build_net("critic")
         self._finish_build()
@@ -284,7 +285,7 @@ class PPO(Agent):
     # --- construction ---------------------------------------------------------------------------
     def net_specs(self) -> dict[str, MLPSpec]:
         p, e = self.params, self.env
-        hidden = tuple(p.hidden)
+        hidden = (p.hidden,) * p.layers
         return {
             "actor": MLPSpec(e.obs_dim, hidden, e.act_dim, activation=p.activation),
             "critic": MLPSpec(e.obs_dim, hidden, 1, activation=p.activation),
@@ -317,7 +318,7 @@ class PPO(Agent):
         return RolloutStore(self, self.env.obs_dim, self.env.act_dim, self.params.rollout_length, self.device, seed)
 
     def minibatches_per_epoch(self) -> int:
-        return self.params.rollout_length // self.params.minibatch_size
+        return self.params.rollout_length // self.params.batch_size
 
     def planned_updates(self, train_steps: int) -> int:
         p = self.params
@@ -383,7 +384,7 @@ class PPO(Agent):
             for group in opt.param_groups:
                 group["lr"] = lr
         self.iterations += 1
-        n_mb, size = self.minibatches_per_epoch(), p.minibatch_size
+        n_mb, size = self.minibatches_per_epoch(), p.batch_size
         for _ in range(p.epochs):
             order = torch.as_tensor(self.rng.permutation(p.rollout_length), device=self.device)
             for k in range(n_mb):
