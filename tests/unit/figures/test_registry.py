@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import pkgutil
 import re
 
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from neuroplastic import figures
+from neuroplastic.figures import kinds
 from neuroplastic.figures.base import FigureKind, FigureSpec
 from tests.conftest import REPO
 from tests.unit.figures.synthetic import STATS
@@ -44,6 +46,9 @@ def test_registry_holds_every_kind_with_spec_compute_render():
         assert callable(kind.compute) and callable(kind.render)
         assert kind.suffixes == ((".csv", ".md", ".tex") if kind.table else (".pdf", ".png"))
     assert {k for k, v in figures.KINDS.items() if v.table} >= {"final_table", "aggregate_table", "switch_table"}
+    # Registered = every module of figures/kinds/ (a new kind is one new module there).
+    modules = {m.name for m in pkgutil.iter_modules(kinds.__path__) if not m.name.startswith("_")}
+    assert modules == set(figures.KINDS)
 
 
 def _example_module(kind: str):
