@@ -73,7 +73,7 @@ def test_every_kind_renders_byte_identically(kind, aggregates, tmp_path):
     second = figures.render_to_files(spec, figures.read_data(tmp_path / "data.csv"), tmp_path / "b" / spec.name)
     assert tuple(p.suffix for p in first) == figures.suffixes(kind)
     for p, q in zip(first, second, strict=True):
-        assert p.stat().st_size > 150
+        assert p.stat().st_size > (0 if figures.is_table(kind) else 1000)
         assert _sha(p) == _sha(q), f"{p.name} differs between two renders"
     if not figures.is_table(kind):
         pdf = first[0].read_bytes()
