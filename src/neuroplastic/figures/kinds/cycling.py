@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from neuroplastic.config import CYCLING_ENV_ID
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureError, FigureKind, FigureSpec, curve_frame, own_curves
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-ENV = "cycling"
+ENV = CYCLING_ENV_ID
 TASK_PREFIX = "eval_return."
 PHASE = "cycle.phase"
 DEFAULT_ACTIVITY = ["fau.critic", "fau.actor"]
