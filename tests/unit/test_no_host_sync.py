@@ -59,6 +59,9 @@ AGENT_SETUPS = {
         },
         30,
     ),
+    "dqn": ({"agent": {"name": "dqn", "hidden": 16, "batch_size": 32}, "env": "CartPole-v1"}, 300),
+    # On-policy: the update batches come from the full rollout (`loop.update_batches`), prepared inside the guard.
+    "ppo": ({"agent": {"name": "ppo", "hidden": 16, "rollout_length": 64, "batch_size": 16}, "start_steps": 0}, 63),
 }
 
 
@@ -69,6 +72,13 @@ def test_update_has_no_host_sync(agent):
     state = loop.LoopState()
     for t in range(1, collect_steps + 1):
         loop.collect(run, state, t)
+    if run.agent.on_policy:
+        loop.collect(run, state, collect_steps + 1)  # the rollout's last step: now it is full
+        with forbid_host_sync():
+            for batch in loop.update_batches(run, state, collect_steps + 1):
+                run.agent.update(batch)
+        assert run.agent.updates == run.agent.params.epochs * 4
+        return
     with forbid_host_sync():
         for _ in range(4):
             batch = run.replay.sample(run.agent.params.batch_size)
