@@ -37,7 +37,8 @@ def plt() -> Any:
 
 def colors(groups: list[str], palette: dict[str, str]) -> dict[str, str]:
     """A colour per group: the config's palette by group (or by the label before a sweep's `[...]`), then the
-    default palette's unused colours in order."""
+    default palette's colours that the config's palette does not use, then (once those run out) any default
+    colour this figure does not use yet, so groups outside the palette never share a colour needlessly."""
     out: dict[str, str] = {}
     free = [c for c in PALETTE if c not in palette.values()]
     i = 0
@@ -48,7 +49,8 @@ def colors(groups: list[str], palette: dict[str, str]) -> dict[str, str]:
         elif base in palette and base not in out.values():
             out[g] = palette[base]
         else:
-            out[g] = free[i % len(free)] if free else PALETTE[i % len(PALETTE)]
+            unused = [c for c in free if c not in out.values()] or [c for c in PALETTE if c not in out.values()]
+            out[g] = unused[0] if unused else PALETTE[i % len(PALETTE)]
             i += 1
     return out
 

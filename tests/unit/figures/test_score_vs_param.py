@@ -50,3 +50,14 @@ def test_published_atari_scores_per_env():
     assert published_scores("atari_human_random", "ALE/Pong-v5") == (-20.7, 14.6)
     assert published_scores("atari_human_random", "ALE/SpaceInvaders-v5") == (148.0, 1668.7)
     assert published_scores("atari_human_random", "Hopper-v4") is None
+
+
+def test_groups_outside_the_palette_get_distinct_colours():
+    from neuroplastic.figures import draw
+
+    # A config palette that uses every default colour but one: the groups it does not name still differ.
+    palette = {f"L{i}": c for i, c in enumerate(draw.PALETTE[:-1])}
+    got = draw.colors(["L0", "A", "B", "C"], palette)
+    assert got["L0"] == draw.PALETTE[0]
+    assert got["A"] == draw.PALETTE[-1]
+    assert len({got["A"], got["B"], got["C"]}) == 3
