@@ -32,6 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ckpt_dir=Path(args.ckpt_dir) if args.ckpt_dir else None,
             device=args.device,
             progress=not args.quiet,
+            tensorboard=args.tensorboard,
         )
     except (loop.NonFiniteLossError, loop.RunDirError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="torch threads (default: torch's choice, or $NEUROPLASTIC_THREADS)",
         )
         p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.add_argument(
+            "--tensorboard",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="TensorBoard event files beside metrics.jsonl (default: on; not part of the run's identity)",
+        )
         p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="resolve a run config and print it with its run id")
@@ -97,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from neuroplastic.analysis.commands import add_parsers as add_workflow_parsers
 
     add_workflow_parsers(sub)  # plan, aggregate, figures, estimate
+    from neuroplastic.watch import add_parsers as add_watch_parsers
+
+    add_watch_parsers(sub)  # status, plot, tensorboard
     return parser
 
 
