@@ -13,10 +13,10 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
-def _plan(configfile: str):
+def _plan(configfile: str, schema: str | None = None):
     from neuroplastic.experiments import plan_from_file
 
-    return plan_from_file(configfile)
+    return plan_from_file(configfile, schema_path=Path(schema) if schema else None)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -55,7 +55,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     from neuroplastic.experiments import WorkflowConfigError
 
     try:
-        plan = _plan(args.configfile)
+        plan = _plan(args.configfile, args.schema)
     except WorkflowConfigError as err:
         return _fail(str(err))
     out = Path(args.out) / plan.name
@@ -93,4 +93,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--configfile", required=True)
     p.add_argument("--runs", default="results/runs")
     p.add_argument("--out", default="results/tensorboard", help="default: %(default)s")
+    p.add_argument("--schema", default=None, help="config schema (default: workflow/schemas/config.schema.yaml)")
     p.set_defaults(func=cmd_tensorboard)

@@ -1,0 +1,247 @@
+"""Watching a reproduction: TensorBoard event files, `neuroplastic status` on planted runs, `neuroplastic plot`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuroplastic import cli, config, events, loop, runlog
+from neuroplastic.experiments import plan_from_dict
+from neuroplastic.status import grid_status
+from tests.conftest import tiny_config
+from tests.workflow.helpers import tiny_config as tiny_workflow_config
+
+
+def _parquet_pairs(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    df = pd.read_parquet(run_dir / "metrics.parquet")
+    # TensorBoard scalars are float32 (`simple_value`), so the parquet values are compared after that rounding.
+    return {
+        m: [(int(s), float(np.float32(v))) for s, v in zip(g.step, g.value, strict=True)]
+        for m, g in df.groupby("metric")
+    }
+
+
+def test_event_files_hold_the_same_step_value_pairs_as_metrics_parquet(tmp_path):
+    cfg = config.resolve(tiny_config(steps=600, log_every=200, eval_every=300))
+    loop.train(cfg, tmp_path / "run", ckpt_dir=tmp_path / "ckpt", progress=False)
+    assert len(events.event_files(tmp_path / "run")) == 1
+    scalars = events.read_scalars(tmp_path / "run")
+    expected = _parquet_pairs(tmp_path / "run")
+    assert {"eval_return", "critic_loss", "actor_loss"} <= set(expected)
+    assert scalars == expected
+    assert [s for s, _ in scalars["eval_return"]] == [300, 600]
+
+
+def test_tensorboard_off_writes_no_event_file_and_keeps_the_run_id(tmp_path):
+    args = cli.build_parser().parse_args(["train", "cfg.yaml", "--out", "x", "--no-tensorboard"])
+    assert args.tensorboard is False
+    assert cli.build_parser().parse_args(["train", "cfg.yaml", "--out", "x"]).tensorboard is True
+    cfg = config.resolve(tiny_config(steps=400, log_every=200, eval_every=400))
+    loop.train(cfg, tmp_path / "run", ckpt_dir=tmp_path / "ckpt", progress=False, tensorboard=False)
+    assert events.event_files(tmp_path / "run") == []
+    assert json.loads((tmp_path / "run" / "done").read_text())["run_id"] == config.run_id(cfg)
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: unwinds the loop without the normal end of a run."""
+
+
+def test_resume_after_a_kill_rebuilds_the_events_without_duplicated_steps(tmp_path, monkeypatch):
+    """Killed past a checkpoint, mid-way through an event record: the resumed run's event files match the parquet."""
+    cfg = config.resolve(tiny_config(steps=1000, log_every=100, eval_every=200, checkpoint_every=400))
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    write = runlog.MetricsLog.write
+
+    def write_then_die_at_700(self, step, metrics):
+        write(self, step, metrics)
+        if step == 700:
+            raise _Killed
+
+    monkeypatch.setattr(runlog.MetricsLog, "write", write_then_die_at_700)
+    with pytest.raises(_Killed):
+        loop.train(cfg, out, ckpt_dir=ckpt, progress=False)
+    monkeypatch.setattr(runlog.MetricsLog, "write", write)
+    [first] = events.event_files(out)
+    with open(first, "ab") as f:  # a record cut short by the kill
+        f.write(b"\x20\x00\x00\x00\x00\x00\x00\x00\x01\x02")
+    before = events.read_scalars(out)
+    assert [s for s, _ in before["eval_return"]] == [200, 400, 600]  # logged past the step-400 checkpoint
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    first_walls = {e.step: e.wall_time for e in LegacyEventFileLoader(str(first)).Load() if e.summary.value}
+
+    loop.train(cfg, out, ckpt_dir=ckpt, progress=False)
+    [fresh] = events.event_files(out)
+    assert fresh != first
+    scalars = events.read_scalars(out)
+    assert scalars == _parquet_pairs(out)
+    for pairs in scalars.values():
+        steps = [s for s, _ in pairs]
+        assert steps == sorted(set(steps))  # each step once
+    assert [s for s, _ in scalars["eval_return"]] == [200, 400, 600, 800, 1000]
+    walls = {e.step: e.wall_time for e in LegacyEventFileLoader(str(fresh)).Load() if e.summary.value}
+    # Kept events keep their wall time; the ones after the checkpoint were written again, later.
+    assert all(walls[s] == first_walls[s] for s in (100, 200, 300, 400))
+    assert walls[500] > first_walls[500]
+
+
+def test_event_log_of_a_run_restarted_from_scratch_is_emptied(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    log = runlog.MetricsLog(run / "metrics.jsonl", tensorboard=True)
+    log.open(0)
+    log.write(10, {"a": 1.0})
+    log.close()
+    log = runlog.MetricsLog(run / "metrics.jsonl", tensorboard=True)
+    log.open(0)  # no checkpoint: everything is redone
+    log.close()
+    assert events.read_scalars(run) == {}
+    assert (run / "metrics.jsonl").read_bytes() == b""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# status on planted runs (no training)
+
+NOW = 1_800_000_000.0
+
+
+def _plant(run_dir: Path, lines: list[tuple[int, dict]], mtime: float, attempt: dict | None = None, tail: bytes = b""):
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}\n")
+    text = b"".join(json.dumps({"step": s, "metrics": m}).encode() + b"\n" for s, m in lines) + tail
+    (run_dir / "metrics.jsonl").write_bytes(text)
+    if attempt:
+        (run_dir / "attempt.json").write_text(json.dumps(attempt))
+    for f in run_dir.iterdir():
+        os.utime(f, (mtime, mtime))
+
+
+def _log(logs: Path, rid: str, text: str, mtime: float) -> None:
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / f"{rid}.log").write_text(text)
+    os.utime(logs / f"{rid}.log", (mtime, mtime))
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """Six runs of 600 steps: done, running, running with a half-written line, failed, killed (silent), missing."""
+    plan = plan_from_dict(tiny_workflow_config(name="tiny", envs=1, variants=2, seeds=3))
+    rids = [m.run_id for m in plan.members]
+    assert len(set(rids)) == 6 and all(plan.runs[r]["steps"] == 600 for r in rids)
+    runs, logs = tmp_path / "results" / "runs", tmp_path / "results" / "logs" / "train"
+    done, running, half, failed, killed, _ = rids
+    _plant(runs / done, [(300, {"eval_return": 10.0}), (600, {"eval_return": 20.0})], NOW - 900)
+    (runs / done / "done").write_text("{}")
+    (runs / done / "manifest.json").write_text(json.dumps({"env_steps": 600, "env_steps_per_s": 2.0}))
+    lines = [(300, {"critic_loss": 1.0, "eval_return": 5.5}), (400, {"critic_loss": 0.5})]
+    _plant(runs / running, lines, NOW - 10, attempt={"step": 0, "time": NOW - 210})
+    _plant(runs / half, [(300, {"eval_return": 7.0})], NOW - 5, {"step": 0, "time": NOW - 305}, b'{"step": 4')
+    _plant(runs / failed, [(300, {"eval_return": 1.0})], NOW - 100)
+    _log(logs, failed, "[x] resumed from checkpoint at step 200\nerror: non-finite loss before step 400\n", NOW - 60)
+    _plant(runs / killed, [(300, {"eval_return": 3.0})], NOW - 7200)
+    _log(logs, killed, "[x] resumed from checkpoint at step 200\n", NOW - 7200)
+    return plan, runs, logs, dict(zip(("done", "running", "half", "failed", "killed", "missing"), rids, strict=True))
+
+
+def test_status_reports_each_planted_run(planted):
+    plan, runs, logs, rid = planted
+    status = grid_status(plan, runs, logs, stale_after=1800, now=NOW)
+    by_id = {m["run_id"]: m for exp in status["experiments"].values() for m in exp["members"]}
+    assert status["counts"] == {"done": 1, "running": 2, "failed": 2, "not started": 1}
+    assert by_id[rid["done"]]["state"] == "done" and by_id[rid["done"]]["eval_return"] == 20.0
+    run = by_id[rid["running"]]
+    assert (run["state"], run["step"], run["eval_return"], run["eval_step"]) == ("running", 400, 5.5, 300)
+    assert run["steps_per_s"] == 2.0  # 400 steps in the 200 s between the attempt's start and the last write
+    half = by_id[rid["half"]]
+    assert (half["state"], half["step"], half["eval_return"]) == ("running", 300, 7.0)
+    assert "incomplete last line" in half["detail"]
+    assert by_id[rid["failed"]]["state"] == "failed"
+    assert by_id[rid["failed"]]["detail"] == "error: non-finite loss before step 400"
+    killed = by_id[rid["killed"]]
+    assert killed["state"] == "failed" and killed["detail"].startswith("no output for 2h 00m")
+    assert by_id[rid["missing"]]["state"] == "not started" and by_id[rid["missing"]]["step"] == 0
+    # 600 + 400 + 300 + 300 + 300 + 0 of 3600 env steps.
+    assert status["env_steps"] == {"done": 1900, "total": 3600, "fraction": round(1900 / 3600, 4)}
+    # Remaining run time: running 200/2.0, half 300/1.0 (its own speeds); failed, killed and missing 300, 300,
+    # 600 steps at the mean measured speed of TD3 on this env (done 2.0, running 2.0, half 1.0 → 5/3).
+    remaining = 100 + 300 + (300 + 300 + 600) / (5 / 3)
+    assert status["remaining_run_seconds"] == pytest.approx(remaining, abs=0.1)
+    assert status["eta_seconds"] == pytest.approx(remaining / 2, abs=0.1)
+
+
+def test_status_reads_only_the_tail_of_a_long_log(planted):
+    plan, runs, logs, rid = planted
+    path = runs / rid["running"] / "metrics.jsonl"
+    head = b"garbage that a full read would choke on\n" + b"x" * (4 << 20) + b"\n"
+    path.write_bytes(head + path.read_bytes())
+    t0 = time.perf_counter()
+    status = grid_status(plan, runs, logs, now=NOW)
+    assert time.perf_counter() - t0 < 2.0
+    run = next(m for e in status["experiments"].values() for m in e["members"] if m["run_id"] == rid["running"])
+    assert (run["step"], run["eval_return"]) == (400, 5.5)
+
+
+def test_status_cli_json_and_errors(planted, tmp_path, capsys, monkeypatch):
+    plan, _, _, rid = planted
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps(plan.config))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["status", "--configfile", str(cfg_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 6 and sum(out["counts"].values()) == 6
+    assert cli.main(["status", "--configfile", str(cfg_path), "--all"]) == 0
+    text = capsys.readouterr().out
+    assert "error: non-finite loss before step 400" in text and rid["missing"] in text
+    assert cli.main(["status", "--configfile", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: config file not found" in capsys.readouterr().err
+    assert cli.main(["status", "--configfile", str(cfg_path), "--runs", "elsewhere"]) == 2
+    assert "runs directory elsewhere does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plot
+
+
+def _plot_run(path: Path, seed: int, scale: float, tail: bytes = b"") -> Path:
+    path.mkdir(parents=True)
+    cfg = {"agent": {"name": "td3"}, "env": "Hopper-v4", "method": [{"name": "ne"}], "seed": seed}
+    (path / "config.json").write_text(json.dumps(cfg))
+    rows = [json.dumps({"step": s, "metrics": {"eval_return": scale * s, "critic_loss": 1 / s}}) for s in (1, 2, 3)]
+    (path / "metrics.jsonl").write_bytes("\n".join(rows).encode() + b"\n" + tail)
+    return path
+
+
+def test_plot_renders_two_runs_and_refuses_an_unknown_metric(tmp_path, capsys):
+    import matplotlib.image
+
+    from neuroplastic.quickplot import labels, load_run
+
+    a, b = _plot_run(tmp_path / "a", 0, 1.0), _plot_run(tmp_path / "b", 1, 2.0)
+    assert labels([load_run(a), load_run(b)]) == (["seed 0", "seed 1"], "td3 ne Hopper-v4")
+    png = tmp_path / "out" / "curves.png"
+    assert (
+        cli.main(["plot", str(a), str(b), "--metric", "eval_return", "--metric", "critic_loss", "--out", str(png)]) == 0
+    )
+    image = matplotlib.image.imread(png)
+    assert image.ndim == 3 and image.shape[0] > image.shape[1] / 2  # two panels, one above the other
+    assert image.std() > 0.05  # not a blank canvas
+
+    assert cli.main(["plot", str(a), str(b), "--metric", "eval_retrun", "--out", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "no run logged metric 'eval_retrun'" in err and "eval_return" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_names_a_missing_run_dir_and_a_half_written_log(tmp_path, capsys):
+    assert cli.main(["plot", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: run directory {tmp_path / 'nowhere'} does not exist"
+    cut = _plot_run(tmp_path / "cut", 0, 1.0, tail=b'{"step": 4, "metr')
+    assert cli.main(["plot", str(cut), "--out", str(tmp_path / "y.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {cut / 'metrics.jsonl'}:4: incomplete metrics line") and "\n" not in err
