@@ -17,6 +17,8 @@ from neuroplastic.status import grid_status
 from tests.conftest import tiny_config
 from tests.workflow.helpers import tiny_config as tiny_workflow_config
 
+SMALL_TD3 = {"name": "td3", "hidden": 32, "batch_size": 32}
+
 
 def _parquet_pairs(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     df = pd.read_parquet(run_dir / "metrics.parquet")
@@ -28,7 +30,7 @@ def _parquet_pairs(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_event_files_hold_the_same_step_value_pairs_as_metrics_parquet(tmp_path):
-    cfg = config.resolve(tiny_config(steps=600, log_every=200, eval_every=300))
+    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=600, log_every=200, eval_every=300))
     loop.train(cfg, tmp_path / "run", ckpt_dir=tmp_path / "ckpt", progress=False)
     assert len(events.event_files(tmp_path / "run")) == 1
     scalars = events.read_scalars(tmp_path / "run")
@@ -42,7 +44,7 @@ def test_tensorboard_off_writes_no_event_file_and_keeps_the_run_id(tmp_path):
     args = cli.build_parser().parse_args(["train", "cfg.yaml", "--out", "x", "--no-tensorboard"])
     assert args.tensorboard is False
     assert cli.build_parser().parse_args(["train", "cfg.yaml", "--out", "x"]).tensorboard is True
-    cfg = config.resolve(tiny_config(steps=400, log_every=200, eval_every=400))
+    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=400, log_every=200, eval_every=400))
     loop.train(cfg, tmp_path / "run", ckpt_dir=tmp_path / "ckpt", progress=False, tensorboard=False)
     assert events.event_files(tmp_path / "run") == []
     assert json.loads((tmp_path / "run" / "done").read_text())["run_id"] == config.run_id(cfg)
@@ -54,16 +56,16 @@ class _Killed(BaseException):
 
 def test_resume_after_a_kill_rebuilds_the_events_without_duplicated_steps(tmp_path, monkeypatch):
     """Killed past a checkpoint, mid-way through an event record: the resumed run's event files match the parquet."""
-    cfg = config.resolve(tiny_config(steps=1000, log_every=100, eval_every=200, checkpoint_every=400))
+    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=700, log_every=100, eval_every=300, checkpoint_every=300))
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
     write = runlog.MetricsLog.write
 
-    def write_then_die_at_700(self, step, metrics):
+    def write_then_die_at_500(self, step, metrics):
         write(self, step, metrics)
-        if step == 700:
+        if step == 500:
             raise _Killed
 
-    monkeypatch.setattr(runlog.MetricsLog, "write", write_then_die_at_700)
+    monkeypatch.setattr(runlog.MetricsLog, "write", write_then_die_at_500)
     with pytest.raises(_Killed):
         loop.train(cfg, out, ckpt_dir=ckpt, progress=False)
     monkeypatch.setattr(runlog.MetricsLog, "write", write)
@@ -71,7 +73,7 @@ def test_resume_after_a_kill_rebuilds_the_events_without_duplicated_steps(tmp_pa
     with open(first, "ab") as f:  # a record cut short by the kill
         f.write(b"\x20\x00\x00\x00\x00\x00\x00\x00\x01\x02")
     before = events.read_scalars(out)
-    assert [s for s, _ in before["eval_return"]] == [200, 400, 600]  # logged past the step-400 checkpoint
+    assert [s for s, _ in before["updates"]] == [300, 400, 500]  # logged past the step-300 checkpoint
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
     first_walls = {e.step: e.wall_time for e in LegacyEventFileLoader(str(first)).Load() if e.summary.value}
@@ -84,11 +86,12 @@ def test_resume_after_a_kill_rebuilds_the_events_without_duplicated_steps(tmp_pa
     for pairs in scalars.values():
         steps = [s for s, _ in pairs]
         assert steps == sorted(set(steps))  # each step once
-    assert [s for s, _ in scalars["eval_return"]] == [200, 400, 600, 800, 1000]
+    assert [s for s, _ in scalars["eval_return"]] == [300, 600]
+    assert [s for s, _ in scalars["updates"]] == [300, 400, 500, 600, 700]
     walls = {e.step: e.wall_time for e in LegacyEventFileLoader(str(fresh)).Load() if e.summary.value}
     # Kept events keep their wall time; the ones after the checkpoint were written again, later.
-    assert all(walls[s] == first_walls[s] for s in (100, 200, 300, 400))
-    assert walls[500] > first_walls[500]
+    assert all(walls[s] == first_walls[s] for s in (100, 200, 300))
+    assert walls[400] > first_walls[400]
 
 
 def test_event_log_of_a_run_restarted_from_scratch_is_emptied(tmp_path):
