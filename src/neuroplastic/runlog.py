@@ -46,7 +46,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 class MetricsLog:
     """`metrics.jsonl`, and its TensorBoard mirror when `tensorboard` is on (an execution option, not identity)."""
 
-    def __init__(self, path: Path, tensorboard: bool = False) -> None:
+    def __init__(self, path: Path, tensorboard: bool = True) -> None:
         self.path = path
         self._f = None
         self._events = None

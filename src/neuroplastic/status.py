@@ -28,7 +28,7 @@ from typing import Any
 from neuroplastic import runlog
 
 STATES = ("done", "running", "failed", "not started")
-TAIL_BYTES = 64 * 1024
+TAIL_BYTES = 16 * 1024
 EVAL_SEARCH_BYTES = 1 << 20
 ERROR_LINE = re.compile(r"error|exception|traceback|killed|cancelled|out of memory|oom-kill", re.IGNORECASE)
 
