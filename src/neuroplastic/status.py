@@ -11,7 +11,8 @@ so a 1,799-run grid answers in about a second.
 
 Progress is counted in env steps (last logged step of unfinished runs). The ETA is the remaining env steps of each
 unfinished run at its measured speed (its own, while it runs; otherwise the mean of finished and running runs
-of the same agent and env, else of all), divided by the number of runs running now.
+with the same agent, env and methods, else the same agent and env, else all), divided by the number of runs
+running now. A run's speed counts from the start of its current attempt, random-action steps included.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from neuroplastic import runlog
 STATES = ("done", "running", "failed", "not started")
 TAIL_BYTES = 16 * 1024
 EVAL_SEARCH_BYTES = 1 << 20
+DETAIL_CHARS = 160  # of a log line in the text report (--json has it whole)
 ERROR_LINE = re.compile(r"error|exception|traceback|killed|cancelled|out of memory|oom-kill", re.IGNORECASE)
 
 
@@ -153,20 +155,27 @@ def format_duration(seconds: float) -> str:
 
 
 def _eta(plan: Any, runs: dict[str, RunStatus]) -> dict[str, Any]:
-    def kind(rid: str) -> tuple[str, str]:
-        return plan.runs[rid]["agent"]["name"], plan.runs[rid]["env"]
+    def kinds(rid: str) -> tuple[tuple[str, ...], ...]:
+        """From the closest to the broadest group of runs whose speed stands in for an unmeasured run's."""
+        cfg = plan.runs[rid]
+        agent_env = (cfg["agent"]["name"], cfg["env"])
+        return (*agent_env, *(m["name"] for m in cfg["method"])), agent_env, ()
 
-    measured: dict[tuple[str, str], list[float]] = {}
+    measured: dict[tuple[str, ...], list[float]] = {}
     for rid, st in runs.items():
         if st.steps_per_s and st.state in ("done", "running"):
-            measured.setdefault(kind(rid), []).append(st.steps_per_s)
-    every = [r for rates in measured.values() for r in rates]
+            for kind in kinds(rid):
+                measured.setdefault(kind, []).append(st.steps_per_s)
+    every = measured.get((), [])
     running = [st for st in runs.values() if st.state == "running"]
     remaining_s, unmeasured = 0.0, 0
     for rid, st in runs.items():
         if st.state == "done":
             continue
-        rates = [st.steps_per_s] if st.state == "running" and st.steps_per_s else measured.get(kind(rid)) or every
+        if st.state == "running" and st.steps_per_s:
+            rates = [st.steps_per_s]
+        else:
+            rates = next((measured[k] for k in kinds(rid) if k in measured), [])
         if not rates:
             unmeasured += 1
             continue
@@ -230,7 +239,8 @@ def format_report(status: dict[str, Any], show_all: bool = False) -> str:
     ]
     if status["eta_seconds"] is not None:
         lines[-1] += (
-            f"; ETA {format_duration(status['eta_seconds'])} at {status['running']} runs in parallel "
+            f"; ETA {format_duration(status['eta_seconds'])} at {status['running']} "
+            f"run{'s' * (status['running'] != 1)} in parallel "
             f"(mean {status['mean_steps_per_s']:.0f} env steps/s per run)"
         )
     elif status["counts"]["done"] < status["runs"]:
@@ -255,5 +265,6 @@ def _run_detail(m: dict[str, Any]) -> str:
     if m["steps_per_s"] and m["state"] in ("running", "done"):
         parts.append(f"{m['steps_per_s']:.0f} steps/s")
     if m["detail"]:
-        parts.append(m["detail"])
+        detail = m["detail"]
+        parts.append(detail if len(detail) <= DETAIL_CHARS else detail[: DETAIL_CHARS - 3] + "...")
     return "  ".join(parts)

@@ -171,8 +171,9 @@ def test_status_reports_each_planted_run(planted):
     assert by_id[rid["missing"]]["state"] == "not started" and by_id[rid["missing"]]["step"] == 0
     # 600 + 400 + 300 + 300 + 300 + 0 of 3600 env steps.
     assert status["env_steps"] == {"done": 1900, "total": 3600, "fraction": round(1900 / 3600, 4)}
-    # Remaining run time: running 200/2.0, half 300/1.0 (its own speeds); failed, killed and missing 300, 300,
-    # 600 steps at the mean measured speed of TD3 on this env (done 2.0, running 2.0, half 1.0 → 5/3).
+    # Remaining run time: running 200/2.0, half 300/1.0 (their own speeds); failed, killed and missing (the
+    # second variant, none measured) 300, 300, 600 steps at the mean speed of the same agent on the same env
+    # (the first variant's done 2.0, running 2.0, half 1.0 → 5/3).
     remaining = 100 + 300 + (300 + 300 + 600) / (5 / 3)
     assert status["remaining_run_seconds"] == pytest.approx(remaining, abs=0.1)
     assert status["eta_seconds"] == pytest.approx(remaining / 2, abs=0.1)
