@@ -5,8 +5,8 @@ flushed as training goes, so a crash loses at most the line being written. On re
 the byte offset recorded in the checkpoint. At the end it becomes `metrics.parquet` in long format
 (`step`, `metric`, `value`). `done` is written last, by atomic rename: it is the only file other jobs trust.
 Beside them, unless turned off: TensorBoard event files holding the same log events (see events.py), and
-`attempt.json`, where the current training attempt started (`{"step": s, "time": unix seconds}`), from which
-`neuroplastic status` measures a running run's speed.
+`attempt.json`, where the current training attempt started (`{"step", "time", "host", "pid"}`), from which
+`neuroplastic status` measures a running run's speed and tells a live process from a killed one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -64,7 +65,8 @@ class MetricsLog:
         kept = read_log_events(self.path) if offset else []
         if self._events is not None:
             self._events.open(kept)
-        attempt = {"step": kept[-1][0] if kept else 0, "time": time.time()}
+        start = kept[-1][0] if kept else 0
+        attempt = {"step": start, "time": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
         atomic_write(self.path.parent / ATTEMPT_JSON, (json.dumps(attempt) + "\n").encode())
 
     def offset(self) -> int:

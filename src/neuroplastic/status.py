@@ -3,8 +3,9 @@
 For every run of a workflow config's plan (the same plan `neuroplastic plan` and the Snakefile build), the state:
 - `done`: its `done` file exists;
 - `failed`: its training log (`results/logs/train/<run_id>.log`) ends in an error written after its last log
-  event, or it has not written anything for `stale_after` seconds (killed: out of memory, out of time);
-- `running`: it wrote within `stale_after` seconds;
+  event, or it has not written anything for `stale_after` seconds (killed: out of memory, out of time), or it
+  was started on this host by a process that no longer exists;
+- `running`: it wrote within `stale_after` seconds (and its process, when on this host, is alive);
 - `not started`: neither a run directory nor a log.
 Only the last bytes of `metrics.jsonl` and of the log are read, and `attempt.json`/`manifest.json` (a few bytes),
 so a 1,799-run grid answers in about a second.
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import re
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -131,15 +133,29 @@ def run_status(run_id: str, steps: int, run_dir: Path, log: Path, now: float, st
     if attempt and metrics_mtime and st.step > attempt["step"] and metrics_mtime > attempt["time"]:
         st.steps_per_s = round((st.step - attempt["step"]) / (metrics_mtime - attempt["time"]), 3)
     line = last_line(log) if log_mtime is not None else ""
+    gone = _process_gone(attempt)
     if line and ERROR_LINE.search(line) and log_mtime >= (metrics_mtime or 0):
         st.state, st.detail = "failed", line
-    elif now - last_write <= stale_after:
+    elif now - last_write <= stale_after and not gone:
         st.state = "running"
     else:
         st.state = "failed"
-        silent = f"no output for {format_duration(now - last_write)} (killed?)"
+        silent = gone or f"no output for {format_duration(now - last_write)} (killed?)"
         st.detail = f"{silent}; last log line: {line}" if line else silent
     return st
+
+
+def _process_gone(attempt: dict[str, Any] | None) -> str:
+    """A note when the attempt's process ran on this host and has exited without finishing the run; else ''."""
+    if not attempt or attempt.get("host") != socket.gethostname() or not attempt.get("pid"):
+        return ""
+    try:
+        os.kill(int(attempt["pid"]), 0)
+    except ProcessLookupError:
+        return f"its process {attempt['pid']} on this host is gone (killed?)"
+    except PermissionError:  # alive, another user's
+        return ""
+    return ""
 
 
 def format_duration(seconds: float) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -143,7 +146,8 @@ def planted(tmp_path):
     (runs / done / "done").write_text("{}")
     (runs / done / "manifest.json").write_text(json.dumps({"env_steps": 600, "env_steps_per_s": 2.0}))
     lines = [(300, {"critic_loss": 1.0, "eval_return": 5.5}), (400, {"critic_loss": 0.5})]
-    _plant(runs / running, lines, NOW - 10, attempt={"step": 0, "time": NOW - 210})
+    this_process = {"host": socket.gethostname(), "pid": os.getpid()}
+    _plant(runs / running, lines, NOW - 10, attempt={"step": 0, "time": NOW - 210, **this_process})
     _plant(runs / half, [(300, {"eval_return": 7.0})], NOW - 5, {"step": 0, "time": NOW - 305}, b'{"step": 4')
     _plant(runs / failed, [(300, {"eval_return": 1.0})], NOW - 100)
     _log(logs, failed, "[x] resumed from checkpoint at step 200\nerror: non-finite loss before step 400\n", NOW - 60)
@@ -177,6 +181,19 @@ def test_status_reports_each_planted_run(planted):
     remaining = 100 + 300 + (300 + 300 + 600) / (5 / 3)
     assert status["remaining_run_seconds"] == pytest.approx(remaining, abs=0.1)
     assert status["eta_seconds"] == pytest.approx(remaining / 2, abs=0.1)
+
+
+def test_status_calls_a_run_whose_process_on_this_host_is_gone_failed(tmp_path):
+    from neuroplastic.status import run_status
+
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    attempt = {"step": 0, "time": NOW - 100, "host": socket.gethostname(), "pid": int(exited.stdout)}
+    _plant(tmp_path / "run", [(300, {"eval_return": 1.0})], NOW - 10, attempt)
+    st = run_status("r", 600, tmp_path / "run", tmp_path / "r.log", now=NOW, stale_after=1800)
+    assert st.state == "failed" and st.detail == f"its process {exited.stdout.strip()} on this host is gone (killed?)"
+    (tmp_path / "run" / "attempt.json").write_text(json.dumps({**attempt, "host": "another-node"}))
+    st = run_status("r", 600, tmp_path / "run", tmp_path / "r.log", now=NOW, stale_after=1800)
+    assert st.state == "running"  # on another host only the silence tells
 
 
 def test_status_reads_only_the_tail_of_a_long_log(planted):
