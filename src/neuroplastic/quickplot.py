@@ -103,11 +103,11 @@ def plot(run_dirs: list[Path], metrics: list[str], out: Path) -> list[str]:
     legend, title = labels(runs)
     fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 3.2 * len(metrics)), squeeze=False, sharex=True)
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
-        for run, label in zip(runs, legend, strict=True):
+        for i, (run, label) in enumerate(zip(runs, legend, strict=True)):
             points = sorted(run.curves.get(metric, []))
             marker = "." if len(points) < 30 else None  # few points (a short run): show where they are
-            if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], label=label, marker=marker)
+            if points:  # one colour per run in every panel, whichever runs logged the metric
+                ax.plot([p[0] for p in points], [p[1] for p in points], label=label, marker=marker, color=f"C{i % 10}")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("env step")

@@ -34,6 +34,7 @@ STATES = ("done", "running", "failed", "not started")
 TAIL_BYTES = 16 * 1024
 EVAL_SEARCH_BYTES = 1 << 20
 DETAIL_CHARS = 160  # of a log line in the text report (--json has it whole)
+WARNING_LINE = re.compile(r"^WARNING\b|Warning: |^\s*warnings\.warn\(")
 ERROR_LINE = re.compile(r"error|exception|traceback|killed|cancelled|out of memory|oom-kill", re.IGNORECASE)
 
 
@@ -93,9 +94,11 @@ def last_log_events(path: Path) -> tuple[int, float | None, int | None, str]:
 
 
 def last_line(path: Path) -> str:
+    """The log's last line that is not a warning (mujoco prints one for every env it builds); '' if none."""
     data, _ = _tail(path, 8192)
-    lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    lines = [ln.strip() for ln in data.decode(errors="replace").splitlines()]
+    told = [ln for ln in lines if ln and not WARNING_LINE.search(ln)]
+    return told[-1] if told else ""
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
