@@ -31,7 +31,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not runs.is_dir():
         return _fail(f"runs directory {runs} does not exist (run from the repository root, or pass --runs)")
     status = grid_status(plan, runs, Path(args.logs), stale_after=args.stale_minutes * 60)
-    print(json.dumps(status, indent=2) if args.json else format_report(status, show_all=args.all), end="\n" * args.json)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(format_report(status, show_all=args.all), end="")
     return 0
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -225,6 +226,29 @@ def test_status_cli_json_and_errors(planted, tmp_path, capsys, monkeypatch):
     assert "nope.yaml: config file not found" in capsys.readouterr().err
     assert cli.main(["status", "--configfile", str(cfg_path), "--runs", "elsewhere"]) == 2
     assert "runs directory elsewhere does not exist" in capsys.readouterr().err
+
+
+def test_tensorboard_tree_links_every_member_under_readable_names_and_drops_stale_ones(tmp_path, capsys):
+    cfg = tiny_workflow_config(name="tiny", envs=1, variants=2, seeds=2)
+    (tmp_path / "tiny.json").write_text(json.dumps(cfg))
+    runs, tree = tmp_path / "results" / "runs", tmp_path / "results" / "tensorboard"
+    args = ["tensorboard", "--configfile", str(tmp_path / "tiny.json"), "--runs", str(runs), "--out", str(tree)]
+    assert cli.main(args) == 0
+    plan = plan_from_dict(cfg)
+    links = sorted(p for p in (tree / "tiny").rglob("*") if p.is_symlink())
+    assert len(links) == 4
+    for m in plan.members:
+        link = tree / "tiny" / m.experiment / m.variant / m.env / f"seed{m.seed}"
+        assert not os.path.isabs(os.readlink(link))  # relative: the tree moves with results/
+        assert link.resolve() == (runs / m.run_id).resolve()
+    assert "4 runs as <experiment>/<variant>/<env>/seed<k>" in capsys.readouterr().out
+    # The plan loses its second variant: its links go, and so does its folder.
+    first, second = plan.members[0].variant, plan.members[-1].variant
+    kept = SimpleNamespace(members=[m for m in plan.members if m.variant == first])
+    assert events.link_tree(kept, runs, tree / "tiny") == 2
+    experiment = tree / "tiny" / plan.members[0].experiment
+    assert sorted(p.name for p in experiment.iterdir()) == [first]
+    assert second != first
 
 
 # ---------------------------------------------------------------------------------------------------------------
