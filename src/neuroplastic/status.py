@@ -1,7 +1,7 @@
 """`neuroplastic status`: where a grid stands, from the files its runs leave, without opening a single one fully.
 
 For every run of a workflow config's plan (the same plan `neuroplastic plan` and the Snakefile build), the state:
-- `done`: its `done` file exists;
+- `done`: its `done` file exists (or the manifest and parquet of a finished run whose `done` was removed);
 - `failed`: its training log (`results/logs/train/<run_id>.log`) ends in an error written after its last log
   event, or it has not written anything for `stale_after` seconds (killed: out of memory, out of time), or it
   was started on this host by a process that no longer exists;
@@ -121,7 +121,10 @@ def run_status(run_id: str, steps: int, run_dir: Path, log: Path, now: float, st
     metrics_mtime = _mtime(metrics_path)
     if metrics_mtime is not None:
         st.step, st.eval_return, st.eval_step, st.detail = last_log_events(metrics_path)
-    if (run_dir / runlog.DONE).exists():
+    # A finished run whose `done` Snakemake removed (it does for every job of a failed job group) is complete:
+    # the manifest is written only after metrics.parquet; its next `neuroplastic train` restores `done`.
+    finished = (run_dir / runlog.MANIFEST_JSON).is_file() and (run_dir / runlog.METRICS_PARQUET).is_file()
+    if (run_dir / runlog.DONE).exists() or finished:
         st.state = "done"
         man = _read_json(run_dir / runlog.MANIFEST_JSON) or {}
         st.step = int(man.get("env_steps") or steps)

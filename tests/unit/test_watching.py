@@ -145,6 +145,7 @@ def planted(tmp_path):
     done, running, half, failed, killed, _ = rids
     _plant(runs / done, [(300, {"eval_return": 10.0}), (600, {"eval_return": 20.0})], NOW - 900)
     (runs / done / "done").write_text("{}")
+    (runs / done / "metrics.parquet").write_bytes(b"")
     (runs / done / "manifest.json").write_text(json.dumps({"env_steps": 600, "env_steps_per_s": 2.0}))
     lines = [(300, {"critic_loss": 1.0, "eval_return": 5.5}), (400, {"critic_loss": 0.5})]
     this_process = {"host": socket.gethostname(), "pid": os.getpid()}
@@ -176,6 +177,11 @@ def test_status_reports_each_planted_run(planted):
     assert killed["state"] == "failed"
     assert killed["detail"] == "no output for 2h 00m (killed?); last log line: [x] resumed from checkpoint at step 200"
     assert by_id[rid["missing"]]["state"] == "not started" and by_id[rid["missing"]]["step"] == 0
+    # A finished run whose `done` a failed Snakemake job group removed is still done (manifest + parquet).
+    (runs / rid["done"] / "done").unlink()
+    assert grid_status(plan, runs, logs, stale_after=1800, now=NOW)["counts"] == status["counts"]
+    (runs / rid["done"] / "manifest.json").unlink()
+    assert grid_status(plan, runs, logs, stale_after=1800, now=NOW)["counts"]["done"] == 0
     # 600 + 400 + 300 + 300 + 300 + 0 of 3600 env steps.
     assert status["env_steps"] == {"done": 1900, "total": 3600, "fraction": round(1900 / 3600, 4)}
     # Remaining run time: running 200/2.0, half 300/1.0 (their own speeds); failed, killed and missing (the
