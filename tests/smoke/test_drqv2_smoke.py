@@ -14,7 +14,7 @@ import pytest
 
 from neuroplastic import config, loop
 from neuroplastic.methods import METHODS
-from tests.smoke.test_determinism_resume import _train_cli, run_killed_and_resumed
+from tests.conftest import assert_kill_9_resume_is_bit_identical
 
 pytestmark = pytest.mark.smoke
 
@@ -93,9 +93,4 @@ def test_drqv2_trains_with_method(tmp_path, case):
 
 def test_drqv2_kill_9_then_rerun_is_bit_identical(tmp_path):
     cfg = pixel_config(checkpoint_every=100, method=[{"name": "adaptive_rr", "check_every": 2, "threshold": 1.0}])
-    resumed = run_killed_and_resumed(tmp_path, cfg)
-    ref = tmp_path / "runs" / "reference"
-    proc = _train_cli(tmp_path / "cfg.yaml", ref)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err.decode()
-    assert resumed == (ref / "metrics.parquet").read_bytes()
+    assert_kill_9_resume_is_bit_identical(tmp_path, cfg)
