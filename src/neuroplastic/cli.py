@@ -16,7 +16,24 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _pin_gpu(args: argparse.Namespace) -> None:
+    """Workstation packing: claim the least loaded of `--gpus` GPUs before CUDA is initialised."""
+    if not args.gpus:
+        return
+    from neuroplastic import gpu_slots
+
+    slot_dir = Path(args.gpu_slot_dir or Path(args.out).resolve().parent.parent / "gpu-slots")
+    got = gpu_slots.pin_process(slot_dir, args.gpus, args.gpu_weight)
+    if not args.quiet:
+        print(f"pinned to GPU {got.device} (CUDA_VISIBLE_DEVICES)", file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        _pin_gpu(args)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from neuroplastic import config, loop
 
     try:
@@ -32,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ckpt_dir=Path(args.ckpt_dir) if args.ckpt_dir else None,
             device=args.device,
             progress=not args.quiet,
+            tensorboard=args.tensorboard,
         )
     except (loop.NonFiniteLossError, loop.RunDirError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -85,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
             help="torch threads (default: torch's choice, or $NEUROPLASTIC_THREADS)",
         )
         p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.add_argument(
+            "--tensorboard",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="TensorBoard event files beside metrics.jsonl (default: on; not part of the run's identity)",
+        )
+        p.add_argument(
+            "--gpus",
+            type=int,
+            default=0,
+            help="share a workstation's N GPUs with other runs: pin this run to the least loaded one (0: no pinning)",
+        )
+        p.add_argument(
+            "--gpu-slot-dir",
+            default=None,
+            help="where runs record which GPU they hold (default: <run dir>/../../gpu-slots, i.e. results/gpu-slots)",
+        )
+        p.add_argument(
+            "--gpu-weight",
+            type=int,
+            default=1,
+            help="this run's share of a GPU, in slots (for the least-loaded choice)",
+        )
         p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="resolve a run config and print it with its run id")
@@ -97,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     from neuroplastic.analysis.commands import add_parsers as add_workflow_parsers
 
     add_workflow_parsers(sub)  # plan, aggregate, figures, estimate
+    from neuroplastic.watch import add_parsers as add_watch_parsers
+
+    add_watch_parsers(sub)  # status, plot, tensorboard
     return parser
 
 

@@ -239,8 +239,12 @@ def train(
     ckpt_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    tensorboard: bool = True,
 ) -> Path:
-    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path."""
+    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path.
+
+    `device`, `progress` and `tensorboard` (event files beside `metrics.jsonl`) are not part of the run's identity.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
@@ -252,12 +256,19 @@ def train(
     if done.exists():
         print(f"[{rid}] already done: {done}", file=sys.stderr)
         return done
+    if cfg_path.exists() and (out / runlog.MANIFEST_JSON).is_file() and (out / runlog.METRICS_PARQUET).is_file():
+        # The manifest is written only after training finished and the parquet is complete. A scheduler that
+        # deletes `done` (Snakemake does, for every job of a failed job group) gets it back without retraining.
+        rows = len(runlog.read_jsonl(out / runlog.METRICS_JSONL))
+        runlog.atomic_write(done, (json.dumps({"run_id": rid, "rows": rows}) + "\n").encode())
+        print(f"[{rid}] already complete (manifest.json); restored {done} without training", file=sys.stderr)
+        return done
     runlog.atomic_write(cfg_path, text.encode())
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
     run = build(cfg, dev)
     ckpt = Checkpointer(ckpt_dir or default_ckpt_dir(out))
-    log = runlog.MetricsLog(out / runlog.METRICS_JSONL)
+    log = runlog.MetricsLog(out / runlog.METRICS_JSONL, tensorboard=tensorboard)
     loop = LoopState()
     latest = ckpt.latest()
     offset = 0
