@@ -72,8 +72,12 @@ class ProbeConfig(_Strict):
     early_fraction: float = Field(
         0.1, gt=0.0, le=1.0, description="The early window: this fraction of the env steps after start_steps."
     )
-    transitions: int = Field(1000, gt=0, description="At most this many transitions of the early window, frozen for TD error and Q.")
-    states: int = Field(5, gt=0, description="At most this many env states of the early window to start probe episodes from.")
+    transitions: int = Field(
+        1000, gt=0, description="At most this many transitions of the early window, frozen for TD error and Q."
+    )
+    states: int = Field(
+        5, gt=0, description="At most this many env states of the early window to start probe episodes from."
+    )
     episode_steps: int = Field(1000, gt=0, description="Longest probe episode (env steps from a saved state).")
 
 

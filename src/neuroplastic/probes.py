@@ -8,7 +8,8 @@ The NE paper's Fig. 4 shows "catastrophic forgetting in MuJoCo late in training"
   the first part of learning, after the uniform-random warm-up;
 - while the window is collected, the env state (full MuJoCo state, via `envs.get_state`) and observation after
   `states` evenly spaced steps are saved; at its last step `transitions` evenly spaced transitions of the window
-  are copied out of the replay buffer (both counts are upper bounds: a shorter window gives every step). Both are then frozen for the rest of the run (and checkpointed);
+  are copied out of the replay buffer (both counts are upper bounds: a shorter window gives every step). Both
+  are then frozen for the rest of the run (and checkpointed);
 - at every log interval after that:
   `probe.td_error` = mean |Q1(s, a) − y| over the frozen transitions, y the agent's own TD target (`td_target`,
   computed in a forked RNG so training is untouched); `probe.q` = mean Q1(s, a); `probe.target` = mean y;
@@ -53,7 +54,8 @@ def config_problems(cfg: RunConfig, agent: dict[str, Any]) -> list[str]:
     if cfg.env not in envs.MUJOCO_IDS:
         return [f"needs a gymnasium MuJoCo env (its states are saved and restored), not {cfg.env!r}"]
     if agent["name"] not in PROBE_AGENTS:
-        return [f"needs an agent with a critic on (obs, action) ({', '.join(sorted(PROBE_AGENTS))}), not {agent['name']!r}"]
+        agents = ", ".join(sorted(PROBE_AGENTS))
+        return [f"needs an agent with a critic on (obs, action) ({agents}), not {agent['name']!r}"]
     if cfg.steps <= cfg.start_steps:
         return [f"needs steps > start_steps ({cfg.steps} ≤ {cfg.start_steps}): there is no early window"]
     _, last = early_window(cfg)
