@@ -8,6 +8,8 @@ panel says so. Figure data: [env, group, source, kind, step, point, ci_low, ci_h
 
 from __future__ import annotations
 
+import math
+import textwrap
 from typing import Any, Literal
 
 import numpy as np
@@ -99,7 +101,10 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols]
 
 
-def _draw_reference(ax: Any, ref: pd.DataFrame, x_max: float, scale: float, marker: str) -> Any:
+def _draw_reference(ax: Any, ref: pd.DataFrame, x_max: float, scale: float, marker: str, shift: float) -> Any:
+    """A curve source as a dashed mean with a ±std band inside our x range; an endpoint as a marker ± std at its
+    step, or at the right edge (labelled with its step) when our runs stop earlier. `shift` separates the
+    markers of several endpoints at the same x."""
     if ref["kind"].iloc[0] == "curve":
         inside = ref[ref["step"] <= x_max]
         x = inside["step"].to_numpy() / scale
@@ -109,7 +114,7 @@ def _draw_reference(ax: Any, ref: pd.DataFrame, x_max: float, scale: float, mark
     line = None
     for r in ref.itertuples():
         beyond = r.step > x_max * 1.02
-        x = (x_max if beyond else r.step) / scale
+        x = (x_max if beyond else r.step) / scale + shift
         err = np.array([[r.point - r.ci_low], [r.ci_high - r.point]])
         line = ax.errorbar(x, r.point, yerr=err, fmt=marker, color=REFERENCE_COLOR, capsize=3, markersize=4)
         if beyond:
@@ -129,8 +134,13 @@ def render(spec: Spec, data: pd.DataFrame):
     scale, xlabel = draw.step_axis(x_max)
     sources = list(pd.unique(data.loc[data["kind"] != "ours", "source"]))
     markers = {s: m for s, m in zip(sources, "osD^v<>", strict=False)}
-    notes = list(dict.fromkeys(n for n in data["note"] if n))
-    fig, axes = plt.subplots(1, len(envs), figsize=(3.4 * len(envs), 3.0 + 0.22 * len(notes)), squeeze=False)
+    width = 3.4 * len(envs)
+    notes = ([f"ours: {spec.ours_protocol}"] if spec.ours_protocol else []) + list(
+        dict.fromkeys(n for n in data["note"] if n)
+    )
+    wrapped = [line for note in notes for line in textwrap.wrap(note, int(width * 24))]
+    notes_in = 0.11 * len(wrapped) + 0.15
+    fig, axes = plt.subplots(1, len(envs), figsize=(width, 3.2 + notes_in), squeeze=False)
     handles: dict[str, Any] = {}
     for c, env in enumerate(envs):
         ax = axes[0][c]
@@ -143,23 +153,29 @@ def render(spec: Spec, data: pd.DataFrame):
             (line,) = ax.plot(x, d["point"], color=colors[g], label=g)
             ax.fill_between(x, d["ci_low"], d["ci_high"], color=colors[g], alpha=0.2, linewidth=0)
             handles.setdefault(g, line)
-        for source in sources:
+        for i, source in enumerate(sources):
             ref = cell[cell["source"] == source]
             if ref.empty:
                 continue
-            line = _draw_reference(ax, ref, x_max, scale, markers[source])
+            line = _draw_reference(ax, ref, x_max, scale, markers[source], 0.015 * i * x_max / scale)
             label = ref["group"].iloc[0] + (" (endpoint)" if ref["kind"].iloc[0] == "endpoint" else "")
             handles.setdefault(label, line)
         ax.set_title(env)
         ax.set_xlabel(spec.xlabel or xlabel)
         if c == 0:
             ax.set_ylabel(spec.ylabel or spec.metric)
-    lines = ([f"ours: {spec.ours_protocol}"] if spec.ours_protocol else []) + notes
-    fig.text(0.01, 0.01, "\n".join(lines), fontsize=6, va="bottom", ha="left", wrap=True)
-    bottom = 0.04 + 0.035 * len(lines)
-    draw.legend(fig, list(handles.values()), list(handles), len(handles))
-    fig.legends[-1].set_bbox_to_anchor((0.5, bottom)) if fig.legends else None
-    fig.tight_layout(rect=(0, bottom + 0.08, 1, draw.top_margin(spec.title)))
+    height = fig.get_size_inches()[1]
+    fig.text(0.01, 0.01, "\n".join(wrapped), fontsize=6, va="bottom", ha="left")
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="upper center",
+        ncol=min(len(handles), 3),
+        fontsize=7,
+        bbox_to_anchor=(0.5, 1.0),
+    )
+    top = 1.0 - (0.1 + 0.13 * math.ceil(len(handles) / 3)) / height
+    fig.tight_layout(rect=(0, notes_in / height, 1, top))
     return fig
 
 
