@@ -1,7 +1,8 @@
 """Published reference results, shipped as package data (`neuroplastic/data/reference/`, see its README.md).
 
 Each reference source is described in `sources.json`: where the numbers come from, and the protocol they were
-measured under (env version, hyperparameters, what "return" means, seeds). Two kinds exist:
+measured under (env version, hyperparameters, what "return" means, seeds). Besides Ma et al.'s Table 1 (a table of
+methods, `ma_table1()`, read by the `reference_table` kind) two kinds exist:
 - `curve`: mean ± std across seeds at many x (DrQ-v2's official curves, summarised here from the per-seed file);
 - `endpoint`: one published number per task at the end of training (TD3: Table 1, the authors' curves at 1M,
   CleanRL). The TD3 authors' learning curves are binary `.npy` files that are not shipped; only their endpoints are.
@@ -113,6 +114,8 @@ def points(name: str, env_id: str) -> pd.DataFrame:
     """The source's numbers for `env_id` as columns step (our agent steps), mean, std (NaN if unpublished),
     n_seeds; empty when the source does not cover that env."""
     src = source(name)
+    if src.kind == "table":
+        raise ReferenceError(f"reference {name!r} is a table of methods, not points of one curve")
     task = task_of(env_id)
     table = _table(src.file)
     if task is None:
@@ -131,6 +134,14 @@ def points(name: str, env_id: str) -> pd.DataFrame:
             "n_seeds": rows["n_seeds"].to_numpy(dtype=np.int64),
         }
     ).reset_index(drop=True)
+
+
+def ma_table1() -> dict[str, dict[str, tuple[float, float]]]:
+    """Ma et al.'s Table 1 as task → column → (mean, std) (the `reference_table` kind reads it)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for r in _table(source("ma2024_table1").file).itertuples():
+        out.setdefault(r.task, {})[r.column] = (float(r.mean), float(r.std))
+    return out
 
 
 def _env_version(env_id: str) -> str:

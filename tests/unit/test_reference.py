@@ -64,3 +64,14 @@ def test_task_keys_and_unknown_source():
     assert reference.task_of("cycling") is None
     with pytest.raises(reference.ReferenceError, match="unknown reference 'td4'"):
         reference.source("td4")
+
+
+def test_ma_table1_is_read_from_the_data_file():
+    from neuroplastic.figures.kinds.reference_table import MA_COLUMNS
+
+    table = reference.ma_table1()
+    assert sorted(table) == ["Cheetah Run", "Quadruped Run", "Walker Run"]
+    assert all(tuple(cols) == MA_COLUMNS for cols in table.values())
+    assert table["Quadruped Run"]["Adaptive RR"] == (784.0, 53.0)
+    with pytest.raises(reference.ReferenceError, match="a table of methods"):
+        reference.points("ma2024_table1", "dmc-pixels:walker-run")
