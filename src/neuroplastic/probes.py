@@ -82,7 +82,7 @@ class ForgettingProbe:
     def on_step(self, run: Any, step: int) -> dict[str, float]:
         """Called once per env step, after the step and its updates; returns the probe's metrics at log steps."""
         if step in self.state_steps:
-            self.states.append((envs.get_state(run.env), np.array(run.obs, copy=True)))
+            self.states.append((run.env.get_state(), np.array(run.obs, copy=True)))
         if step == self.last:
             self.batch = self._freeze(run.replay)
         if self.batch is None or step % self.run_cfg.log_every:

@@ -21,7 +21,9 @@ from pydantic import Field
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureError, FigureKind, FigureSpec, curve_frame, own_curves
 
-ENV = "cycling"
+from neuroplastic.config import CYCLING_ENV_ID
+
+ENV = CYCLING_ENV_ID
 TASK_PREFIX = "eval_return."
 PHASE = "cycle.phase"
 DEFAULT_ACTIVITY = ["fau.critic", "fau.actor"]
