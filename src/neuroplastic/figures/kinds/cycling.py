@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from neuroplastic.config import CYCLING_ENV_ID
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureError, FigureKind, FigureSpec, curve_frame, own_curves
-
-from neuroplastic.config import CYCLING_ENV_ID
 
 ENV = CYCLING_ENV_ID
 TASK_PREFIX = "eval_return."
