@@ -28,6 +28,7 @@ def test_gap_is_in_units_of_the_reference_std_and_unreached_checkpoints_have_non
     cut = AggregateTables(frames={"val": (curves[curves["step"] <= 500_000], final)})
     row = figures.compute(spec_of("reference_gap_table"), cut).iloc[0]
     assert math.isnan(row["ours_mean"]) and math.isnan(row["gap_std"])
+    assert row["ours_last_step"] == 500_000
 
 
 def test_drqv2_checkpoints_use_our_last_logged_step_before_them():

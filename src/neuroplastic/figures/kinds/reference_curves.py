@@ -134,11 +134,11 @@ def render(spec: Spec, data: pd.DataFrame):
     scale, xlabel = draw.step_axis(x_max)
     sources = list(pd.unique(data.loc[data["kind"] != "ours", "source"]))
     markers = {s: m for s, m in zip(sources, "osD^v<>", strict=False)}
-    width = 3.4 * len(envs)
+    width = max(3.4 * len(envs), 6.5)  # room for the legend and the protocol notes
     notes = ([f"ours: {spec.ours_protocol}"] if spec.ours_protocol else []) + list(
         dict.fromkeys(n for n in data["note"] if n)
     )
-    wrapped = [line for note in notes for line in textwrap.wrap(note, int(width * 24))]
+    wrapped = [line for note in notes for line in textwrap.wrap(note, int(width * 21))]
     notes_in = 0.11 * len(wrapped) + 0.15
     fig, axes = plt.subplots(1, len(envs), figsize=(width, 3.2 + notes_in), squeeze=False)
     handles: dict[str, Any] = {}
@@ -170,11 +170,11 @@ def render(spec: Spec, data: pd.DataFrame):
         list(handles.values()),
         list(handles),
         loc="upper center",
-        ncol=min(len(handles), 3),
+        ncol=min(len(handles), int(width // 2.2)),
         fontsize=7,
         bbox_to_anchor=(0.5, 1.0),
     )
-    top = 1.0 - (0.1 + 0.13 * math.ceil(len(handles) / 3)) / height
+    top = 1.0 - (0.1 + 0.13 * math.ceil(len(handles) / int(width // 2.2))) / height
     fig.tight_layout(rect=(0, notes_in / height, 1, top))
     return fig
 
