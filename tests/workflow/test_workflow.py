@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from neuroplastic.experiments import plan_from_file
-from tests.workflow.helpers import REPO, load_yaml, neuroplastic, snakemake, tiny_config, write_yaml
+from tests.workflow.helpers import REPO, load_config, neuroplastic, snakemake, tiny_config, write_yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -62,7 +62,7 @@ def test_lint_is_clean(tmp_path):
     ids=["unknown-key", "unknown-method", "unknown-env"],
 )
 def test_bad_config_stops_before_any_job(mutate, expected, tmp_path):
-    cfg = load_yaml(REPO / "config" / "smoke.yaml")
+    cfg = load_config(REPO / "config" / "smoke.yaml")
     mutate(cfg)
     write_yaml(cfg, tmp_path / "bad.yaml")
     proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1")
