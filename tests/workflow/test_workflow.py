@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -68,6 +69,17 @@ def test_bad_config_stops_before_any_job(mutate, expected, tmp_path):
     proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1")
     assert proc.returncode != 0
     assert re.search(expected, proc.stdout + proc.stderr), proc.stderr[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_overlay_is_merged_by_the_snakefile_and_its_bad_keys_stop_before_any_job(tmp_path):
+    """An overlay given with --configfile resolves `include:` relative to itself; a key it may not change (here a
+    figure) is an error that names it, before any job."""
+    overlay = {"include": os.path.relpath(REPO / "config" / "smoke.yaml", tmp_path), "name": "mine"}
+    write_yaml({**overlay, "figures": {}}, tmp_path / "bad.yaml")
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1")
+    assert proc.returncode != 0
+    assert "<top level>.figures: an overlay may not set 'figures'" in proc.stdout + proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / "results").exists()
 
 

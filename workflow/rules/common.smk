@@ -1,5 +1,6 @@
 # Config → plan: validation, expansion of experiments into runs (deduplicated by run id) and the helper
 # functions the rules use. No lambdas in rules: every input/param function lives here.
+import copy
 import json
 import os
 import re
@@ -30,7 +31,7 @@ def include_base_dir():
 # includes; then every problem is reported with its key path, and every run of every experiment is resolved
 # (unknown method/env/agent or run key → error naming the experiment) before any job starts.
 try:
-    _full_config = resolve_includes(config, include_base_dir(), source="workflow config")
+    _full_config = copy.deepcopy(resolve_includes(config, include_base_dir(), source="workflow config"))
     PLAN = plan_from_dict(_full_config, source="workflow config", schema_path=SCHEMA)
 except WorkflowConfigError as err:
     raise WorkflowError(str(err)) from None
