@@ -111,6 +111,13 @@ def _schedule_key_problems(params: Any, schedule: Any, where: str, method: str) 
     return problems
 
 
+def _merge_run(base: dict[str, Any] | None, over: dict[str, Any]) -> dict[str, Any]:
+    base = dict(base or {})
+    if isinstance(base.get("agent"), str):  # `agent: td3` is `{name: td3}`: sizes refine it
+        base["agent"] = {"name": base["agent"]}
+    return deep_merge(base, over)
+
+
 def _run_problems(run: Any, where: str) -> list[str]:
     problems = _unknown_keys(run, RUN_KEYS, where, "a run key other than a budget or a size")
     if problems or not isinstance(run, dict):
@@ -148,7 +155,9 @@ def _overlay_experiment(
         if key in over:
             if key == "run":
                 problems += _run_problems(over["run"], f"{where}.run")
-            exp[key] = deep_merge(exp.get(key, {}), over[key])
+                exp["run"] = _merge_run(exp.get("run"), over["run"])
+            else:
+                exp[key] = deep_merge(exp.get(key, {}), over[key])
 
     overrides = {env: v for env, v in (exp.get("agent_overrides") or {}).items() if env in exp["envs"]}
     for env, agent in (over.get("agent_overrides") or {}).items():
@@ -224,7 +233,9 @@ def apply_overlay(base: dict[str, Any], overlay: dict[str, Any], source: str = "
         if key in overlay:
             if key == "run":
                 problems += _run_problems(overlay["run"], "run")
-            cfg[key] = deep_merge(cfg.get(key, {}), overlay[key])
+                cfg["run"] = _merge_run(cfg.get("run"), overlay["run"])
+            else:
+                cfg[key] = deep_merge(cfg.get(key, {}), overlay[key])
     experiments = overlay.get("experiments") or {}
     if not isinstance(experiments, dict):
         problems.append("experiments: must be a mapping of experiment name → overrides")

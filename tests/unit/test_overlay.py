@@ -64,6 +64,13 @@ def test_overlay_merges_budgets_and_replaces_lists():
     assert {r["agent"]["hidden"] for r in plan.runs.values()} == {64}
 
 
+def test_overlay_sizes_refine_an_agent_given_by_name():
+    cfg = full_config()
+    cfg["run"]["agent"] = "td3"
+    out = apply_overlay(cfg, {"run": {"agent": {"hidden": 32}}})
+    assert out["run"]["agent"] == {"name": "td3", "hidden": 32}
+
+
 def test_smoke_method_params_fill_unset_keys_and_experiments_retime():
     overlay = {
         "method_params": "smoke",
