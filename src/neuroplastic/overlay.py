@@ -11,8 +11,11 @@ Merge semantics (config/README.md, "Overlays", is the user-facing version):
   - `name`, `description`: replaced.
   - `run`, `train`, `stats`, `estimate`, `container`: mappings deep-merge into the included config's. In `run`
     only budget keys (RUN_KEYS) may appear; in `run.agent` only size keys (AGENT_KEYS), never `name`.
-  - `experiments.<name>` must name an included experiment (an overlay neither adds nor drops experiments,
-    variants or figures). Its `envs` and `seeds` replace the included ones; `run` and `train` deep-merge with
+  - `experiments.<name>` must name an included experiment (an overlay neither adds experiments, variants or
+    figures, nor drops them, except by `experiments_only`).
+  - `experiments_only: [names]`: keep only these included experiments, and only the figures that read nothing
+    else (their experiment and their normalisation reference's); config/validation.yaml runs the validation
+    experiments alone this way. Its `envs` and `seeds` replace the included ones; `run` and `train` deep-merge with
     the same restrictions as above; `sweeps: {path: values}` replaces the values of every variant that sweeps
     `path`; `agent_overrides` deep-merge per env (size keys only), and the included per-env overrides of envs
     the overlay dropped are dropped with them.
@@ -33,7 +36,18 @@ from typing import Any
 import yaml
 
 # What an overlay may change. Anything else is an error naming the key.
-TOP_KEYS = ("include", "name", "description", "method_params", "run", "train", "stats", "estimate", "container")
+TOP_KEYS = (
+    "include",
+    "name",
+    "description",
+    "method_params",
+    "experiments_only",
+    "run",
+    "train",
+    "stats",
+    "estimate",
+    "container",
+)
 EXPERIMENT_KEYS = (
     "envs",
     "seeds",
@@ -252,9 +266,30 @@ def apply_overlay(base: dict[str, Any], overlay: dict[str, Any], source: str = "
             name, exp, experiments.get(name, {}), smoke, f"experiments.{name}"
         )
         problems += exp_problems
+    if "experiments_only" in overlay:
+        problems += _keep_only(cfg, overlay["experiments_only"])
     if problems:
         raise WorkflowConfigError(f"{source}: invalid overlay\n  " + "\n  ".join(problems))
     return cfg
+
+
+def _keep_only(cfg: dict[str, Any], names: Any) -> list[str]:
+    """Drop every experiment not in `names`, and every figure that reads a dropped one (in place)."""
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return ["experiments_only: must be a non-empty list of experiment names"]
+    unknown = [n for n in names if n not in cfg["experiments"]]
+    if unknown:
+        known = ", ".join(cfg["experiments"])
+        return [f"experiments_only: {', '.join(map(repr, unknown))} not an experiment of the included config ({known})"]
+    cfg["experiments"] = {n: e for n, e in cfg["experiments"].items() if n in names}
+    default_ref = ((cfg.get("stats") or {}).get("reference") or {}).get("experiment")
+
+    def reads(fig: dict[str, Any]) -> set[str]:
+        ref = (fig.get("reference") or {}).get("experiment") or default_ref
+        return {fig.get("experiment"), *([ref] if ref else [])}
+
+    cfg["figures"] = {k: f for k, f in (cfg.get("figures") or {}).items() if reads(f) <= set(names)}
+    return []
 
 
 def _read(path: Path) -> Any:
