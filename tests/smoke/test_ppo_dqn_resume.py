@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.smoke.test_determinism_resume import assert_kill_9_resume_bit_identical
+from tests.conftest import assert_kill_9_resume_is_bit_identical
 
 pytestmark = pytest.mark.smoke
 
@@ -36,4 +36,4 @@ DQN_CFG = {
 
 @pytest.mark.parametrize("cfg", [PPO_CFG, DQN_CFG], ids=["ppo", "dqn"])
 def test_kill_9_then_rerun_is_bit_identical(tmp_path, cfg):
-    assert_kill_9_resume_bit_identical(tmp_path, cfg)
+    assert_kill_9_resume_is_bit_identical(tmp_path, cfg)
