@@ -38,6 +38,7 @@ hooks that receive a network name must ignore names they do not handle.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -67,6 +68,16 @@ class RunContext:
     method_index: int = 0
 
 
+def updates_in_run(ctx: RunContext, agent: Agent) -> int:
+    """Gradient updates the run makes: ⌊(steps − start_steps) · r⌋ (at least 1), where r is the replay ratio
+    training starts with (the agent's, or the one a method such as Adaptive RR sets at build, see
+    `Method.start_replay_ratio`). Every schedule counted in updates (NE's T_end and review threshold, NaP's
+    learning-rate decay, SET/RigL/GMP fractions) is sized by this one number. A ratio that changes during the
+    run (Adaptive RR's switch) is not foreseen: the schedule then ends before the run does (docs/deviations.md)."""
+    ratio = next((r for m in agent.methods if (r := m.start_replay_ratio()) is not None), agent.replay_ratio)
+    return max(1, math.floor((ctx.steps - ctx.start_steps) * ratio + 1e-9))
+
+
 class Method:
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = Params
@@ -79,6 +90,10 @@ class Method:
     def __init__(self, params: BaseModel, ctx: RunContext) -> None:
         self.params = params
         self.ctx = ctx
+
+    def start_replay_ratio(self) -> float | None:
+        """The replay ratio this method makes the agent start training with (None: it does not set one)."""
+        return None
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
         return spec

@@ -12,13 +12,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from neuroplastic.methods._common import NetChoice, roles_of
+from neuroplastic.methods._common import Nets, selects
 from neuroplastic.methods.base import Method, Params
 from neuroplastic.nets import MLPSpec
 
 
 class CReLUParams(Params):
-    nets: NetChoice = Field("critic", description="Networks whose ReLUs become CReLUs (Ma et al.: the critic).")
+    nets: Nets = Field("critic", description="Networks whose ReLUs become CReLUs (Ma et al.: the critic).")
     width: Literal["keep", "halve"] = Field("keep", description="Keep hidden widths (fan-in doubles) or halve them.")
 
 
@@ -29,7 +29,7 @@ class CReLU(Method):
     params: CReLUParams
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
-        if role not in roles_of(self.params.nets):
+        if not selects(self.params.nets, role):
             return spec
         if spec.activation not in ("relu", "crelu"):
             raise ValueError(f"crelu: {role} uses activation {spec.activation!r}; CReLU replaces ReLU only")
