@@ -461,3 +461,42 @@ def test_mask_gradients_keeps_inactive_adam_moments_at_zero(mask_gradients):
             inactive_moments = torch.count_nonzero(exp_avg[~layer.mask])
             assert (inactive_moments == 0) == mask_gradients
             assert torch.count_nonzero(layer.weight[~layer.mask]) == 0
+
+
+def test_topology_update_that_changes_nothing_keeps_the_optimizer_step():
+    """`ne_no_growth` with no dormant unit: its topology updates grow and prune nothing, so no step is lost."""
+    agent, ne, stack = build("ne_no_growth", critic="td3", hidden=64, growth={"delta": 2}, review={"enabled": False})
+    bias = agent.nets["critic"].q1.layers[0].bias
+    masks = [layer.mask.clone() for layer in ne.topology.sparse_layers("critic")]
+    for i in range(6):
+        batch = random_batch(agent, seed=i)
+        agent.update(batch)
+        stack.on_update(agent, batch, i)
+    growth = ne.growth["critic"]
+    assert growth.topology_updates == 3 and not growth.last.changed
+    assert all(pair == (0, 0) for pair in growth.last.layers.values())
+    assert float(agent.optimizers["critic"].state[bias]["step"]) == 6
+    assert all(torch.equal(m, layer.mask) for m, layer in zip(masks, ne.topology.sparse_layers("critic"), strict=True))
+
+
+def test_ne_static_is_the_initial_ne_network_with_a_frozen_topology():
+    ne_agent, ne, _ = build("ne", hidden=64)
+    agent, static, stack = build("ne_static", hidden=64)
+    # Same layout, masks and initial weights as NE's starting network (same seed), no weight decay term.
+    for role in ("actor", "critic"):
+        a, b = ne_agent.nets[role].state_dict(), agent.nets[role].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert static.extra_loss(agent, role) is None
+    assert static.growth == {} and not static.review.enabled
+    masks = {layer.key: layer.mask.clone() for layer in static.topology.all_layers() if layer.is_sparse}
+    assert masks and static.layer_sparsity == ne.layer_sparsity
+    bias = agent.nets["critic"].q1.layers[0].bias
+    for i in range(4):
+        batch = random_batch(agent, seed=i)
+        agent.update(batch)
+        stack.on_update(agent, batch, i)
+    assert float(agent.optimizers["critic"].state[bias]["step"]) == 4
+    for layer in static.topology.all_layers():
+        if layer.is_sparse:
+            assert torch.equal(layer.mask, masks[layer.key])
+            assert torch.count_nonzero(layer.weight[~layer.mask]) == 0

@@ -12,8 +12,8 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from neuroplastic import config, loop
 from neuroplastic.replay import Batch
-from tests.conftest import tiny_config
 from tests.baseline_helpers import advance, build, equal_states, full_state, one_thread
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(autouse=True, scope="module")
