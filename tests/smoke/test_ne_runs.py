@@ -42,7 +42,7 @@ def _table(out) -> pd.DataFrame:
 
 @pytest.mark.parametrize("name", ["ne", "ne_code"])
 def test_ne_trains_and_logs_topology_and_plasticity(tmp_path, name):
-    cfg = _cfg({"name": name, "delta": 20})
+    cfg = _cfg({"name": name, "growth": {"delta": 20}})
     loop.train(cfg, tmp_path / "run", progress=False)
     t = _table(tmp_path / "run")
     density = t["density.critic"]
@@ -67,7 +67,7 @@ class _Killed(Exception):
 
 
 def test_ne_resume_is_bit_identical(tmp_path, monkeypatch):
-    method = {"name": "ne", "delta": 20, "review_mode": "code", "review_every": 10, "review_awaken": 0.99}
+    method = {"name": "ne", "growth": {"delta": 20}, "review": {"mode": "code", "every": 10, "awaken": 0.99}}
     cfg = _cfg(method, checkpoint_every=200)
     loop.train(cfg, tmp_path / "whole", progress=False)
 
@@ -93,7 +93,7 @@ def test_ne_kill_9_then_rerun_is_bit_identical(tmp_path):
     """The foundation's kill -9 check with NE: masks, schedules, review RNGs and counters survive a SIGKILL."""
     from tests.smoke.test_determinism_resume import _train_cli, run_killed_and_resumed
 
-    method = {"name": "ne", "delta": 20, "review_mode": "code", "review_every": 10, "review_awaken": 0.99}
+    method = {"name": "ne", "growth": {"delta": 20}, "review": {"mode": "code", "every": 10, "awaken": 0.99}}
     cfg = tiny_config(
         agent={"name": "td3", "critic": "ne", "hidden": 64},
         steps=1600,
