@@ -11,7 +11,7 @@ method's run bit-identical to the plain agent before it first acts, and keeps re
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import torch
@@ -31,10 +31,10 @@ def _distinct_names(value):
     return value
 
 
-Nets = Annotated[Literal["actor", "critic", "both"] | list[str] | None, AfterValidator(_distinct_names)]
-"""Which networks (roles of `agent.nets`) a method acts on, the one type every method's `nets` param uses:
-`actor`, `critic`, `both` (= actor and critic), an explicit list of roles (e.g. `[encoder, critic]`), or None
-(= every network of the agent)."""
+Nets = Annotated[str | list[str] | None, AfterValidator(_distinct_names)]
+"""Which networks (roles of `agent.nets`) a method acts on, the one type every method's `nets` param uses: one
+role (`actor`, `critic`, `encoder`, ...), `both` (= actor and critic), a list of roles (e.g. `[encoder, critic]`),
+or None (= every network of the agent). Names are checked against the agent when the method is built."""
 
 
 def selects(nets: Nets, role: str) -> bool:

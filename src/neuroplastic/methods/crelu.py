@@ -8,13 +8,16 @@ parameter count stays close to the ReLU network's.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from neuroplastic.methods._common import Nets, selects
+from neuroplastic.methods._common import Nets, select_nets, selects
 from neuroplastic.methods.base import Method, Params
 from neuroplastic.nets import MLPSpec
+
+if TYPE_CHECKING:
+    from neuroplastic.agents.base import Agent
 
 
 class CReLUParams(Params):
@@ -35,3 +38,6 @@ class CReLU(Method):
             raise ValueError(f"crelu: {role} uses activation {spec.activation!r}; CReLU replaces ReLU only")
         hidden = spec.hidden if self.params.width == "keep" else tuple(max(1, h // 2) for h in spec.hidden)
         return spec.with_(activation="crelu", hidden=hidden)
+
+    def on_build(self, agent: Agent) -> None:
+        select_nets(self.params.nets, agent, self.name)

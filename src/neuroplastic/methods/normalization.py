@@ -23,7 +23,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from neuroplastic.methods._common import Nets, mlp_roles, selects
+from neuroplastic.methods._common import Nets, mlp_roles, select_nets, selects
 from neuroplastic.methods.base import Method, Params, updates_in_run
 from neuroplastic.nets import MLPSpec, mlps
 
@@ -63,6 +63,9 @@ class LayerNormMethod(Method):
             raise ValueError(f"layernorm.only_layer={k} is out of range for the {n} hidden layers of {role}")
         return _with_layernorm(spec, layers, self.params.affine)
 
+    def on_build(self, agent: Agent) -> None:
+        select_nets(self.params.nets, agent, self.name)
+
 
 class NaPParams(Params):
     nets: Nets = Field("both", description="Networks that get normalization and projection.")
@@ -84,6 +87,7 @@ class NaP(Method):
         self.total_updates = 1
 
     def on_build(self, agent: Agent) -> None:
+        select_nets(self.params.nets, agent, self.name)
         self.total_updates = updates_in_run(self.ctx, agent)
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
