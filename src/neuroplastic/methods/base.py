@@ -27,6 +27,9 @@ Every gradient update (only once `step > start_steps`):
 Every `log_every` env steps:
   7. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
 
+Queries (not hooks): `start_replay_ratio()`, the replay ratio a method makes the agent start training with
+(Adaptive RR's `low`; None for every other method), read by `updates_in_run`.
+
 Checkpointing: `state_dict()` / `load_state_dict()` hold everything the method needs to resume bit-identically.
 A method that changes the networks' structure after build (Plasticity Injection adds heads at t*) re-creates
 that structure in `prepare_restore(agent, state)`, which the loop calls with the method's saved state *before*
