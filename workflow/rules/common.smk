@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from neuroplastic.analysis.figures import TABLE_KINDS
+from neuroplastic.figures import is_table, suffixes
 from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
 
 BUILD_SCRIPT = str(Path(workflow.basedir) / "containers" / "build.sh")
@@ -26,8 +26,9 @@ validate(config, str(SCHEMA))  # fills the schema defaults into `config` (report
 
 NAME = PLAN.name
 FIGURES = PLAN.config["figures"]
-TABLE_NAMES = [f for f, spec in FIGURES.items() if spec["kind"] in TABLE_KINDS]
-FIGURE_NAMES = [f for f, spec in FIGURES.items() if spec["kind"] not in TABLE_KINDS]
+# The figure kinds and their outputs come from the registry (neuroplastic.figures); no kind is named here.
+TABLE_NAMES = [f for f, spec in FIGURES.items() if is_table(spec["kind"])]
+FIGURE_NAMES = [f for f, spec in FIGURES.items() if not is_table(spec["kind"])]
 EXPERIMENTS = list(PLAN.config["experiments"])
 CONTAINER = PLAN.config["container"]
 
@@ -88,8 +89,7 @@ def figure_aggregate_inputs(wildcards):
 
 
 def figure_outputs(figure):
-    exts = ("csv", "md", "tex") if figure in TABLE_NAMES else ("pdf", "png")
-    return [f"paper_figures/{NAME}/{figure}.{ext}" for ext in exts]
+    return [f"paper_figures/{NAME}/{figure}{ext}" for ext in suffixes(FIGURES[figure]["kind"])]
 
 
 def all_outputs():

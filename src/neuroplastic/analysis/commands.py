@@ -49,19 +49,20 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_data(args: argparse.Namespace) -> int:
-    from neuroplastic.analysis import figures, stats
+    from neuroplastic import figures
+    from neuroplastic.analysis import stats
 
     spec = figures.load_spec(Path(args.spec))
     try:
         data = figures.compute(spec, Path(args.aggregates))
     except (figures.FigureError, stats.StatsError) as err:
-        return _fail(f"figure {spec.get('name')!r}: {err}", 1)
+        return _fail(f"figure {spec.name!r}: {err}", 1)
     figures.write_data(data, Path(args.out))
     return 0
 
 
 def cmd_figure_render(args: argparse.Namespace) -> int:
-    from neuroplastic.analysis import figures
+    from neuroplastic import figures
 
     spec = figures.load_spec(Path(args.spec))
     data = figures.read_data(Path(args.data))

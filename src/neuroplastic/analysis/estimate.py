@@ -78,7 +78,7 @@ def measure(run: dict[str, Any], updates: int, device: str, threads: int | None)
         t += 1
         loop.collect(r, state, t)
         r.methods.on_step(r.agent, t)
-        b = r.methods.on_sample(r.replay, t)
+        b = r.methods.on_sample(r.agent, r.replay, t)
         if b is None:
             b = r.replay.sample(r.agent.params.batch_size)
         r.agent.update(b)

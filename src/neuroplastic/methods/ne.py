@@ -46,7 +46,7 @@ from neuroplastic.topology.masks import Topology
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import Batch, ReplayBuffer
+    from neuroplastic.replay import Batch, Replay
 
 # Flat keys of the params before they were nested, and where each lives now (a flat key is an error that says so).
 MOVED_KEYS = {
@@ -235,11 +235,10 @@ class NE(Method):
             seed_sequence=self.review_seed,
             device=self.ctx.device,
         )
-        self._agent = agent
 
     # --- update path ----------------------------------------------------------------------------
-    def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
-        return self.review.sample(self._agent, replay, self._agent.updates + 1)
+    def on_sample(self, agent: Agent, replay: Replay, step: int) -> Batch | None:
+        return self.review.sample(agent, replay, agent.updates + 1)
 
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
         growth = self.growth.get(net)
@@ -274,7 +273,7 @@ class NE(Method):
             self.last_batch = batch
 
     # --- logging --------------------------------------------------------------------------------
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out: dict[str, float] = {}
         for role, g in self.growth.items():
             out[f"topology.grown.{role}"] = float(g.grown_since_log)

@@ -35,7 +35,7 @@ from neuroplastic.methods.base import Params
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import Batch, ReplayBuffer
+    from neuroplastic.replay import Batch, Replay
 
 
 class ReviewParams(Params):
@@ -98,7 +98,7 @@ class ExperienceReview:
         return p.eps_start + (p.eps_end - p.eps_start) * progress
 
     @torch.no_grad()
-    def measure(self, agent: Agent, replay: ReplayBuffer, update: int) -> None:
+    def measure(self, agent: Agent, replay: Replay, update: int) -> None:
         """Refresh the trigger state (one forward pass and one device read)."""
         p = self.params
         batch = replay.sample(p.batch, generator=self.generator)
@@ -124,7 +124,7 @@ class ExperienceReview:
         u = self.rng.random()
         return bool(u < self.params.prob) if self.mode == "paper" else bool(u >= self.gate)
 
-    def sample(self, agent: Agent, replay: ReplayBuffer, update: int) -> Batch | None:
+    def sample(self, agent: Agent, replay: Replay, update: int) -> Batch | None:
         """The review batch for update `update`, or None to train on the uniform batch."""
         if not self.enabled or len(replay) == 0:
             return None
