@@ -252,6 +252,13 @@ def train(
     if done.exists():
         print(f"[{rid}] already done: {done}", file=sys.stderr)
         return done
+    if cfg_path.exists() and (out / runlog.MANIFEST_JSON).is_file() and (out / runlog.METRICS_PARQUET).is_file():
+        # The manifest is written only after training finished and the parquet is complete. A scheduler that
+        # deletes `done` (Snakemake does, for every job of a failed job group) gets it back without retraining.
+        rows = len(runlog.read_jsonl(out / runlog.METRICS_JSONL))
+        runlog.atomic_write(done, (json.dumps({"run_id": rid, "rows": rows}) + "\n").encode())
+        print(f"[{rid}] already complete (manifest.json); restored {done} without training", file=sys.stderr)
+        return done
     runlog.atomic_write(cfg_path, text.encode())
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))

@@ -14,17 +14,6 @@ from neuroplastic import config, runlog
 from neuroplastic.analysis import aggregate, stats
 from tests.conftest import tiny_config
 
-STATS = {
-    "seed": 0,
-    "reps": 300,
-    "curve_reps": 100,
-    "profile_reps": 100,
-    "confidence": 0.95,
-    "final_fraction": 0.5,
-    "reference": {"experiment": None, "label": "TD3"},
-}
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # synthetic run directories
 

@@ -70,6 +70,13 @@ def cmd_figure_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure_kinds(args: argparse.Namespace) -> int:
+    from neuroplastic import figures
+
+    print(figures.describe_kinds(), end="")
+    return 0
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -144,6 +151,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--data", required=True)
     q.add_argument("--out", required=True, help="output prefix, e.g. paper_figures/smoke/main_curves")
     q.set_defaults(func=cmd_figure_render)
+    q = fsub.add_parser("kinds", help="list the registered figure/table kinds with their keys and defaults")
+    q.set_defaults(func=cmd_figure_kinds)
     q = fsub.add_parser("manifest", help="write MANIFEST.json (sha256 per file) for a figures directory")
     q.add_argument("directory")
     q.add_argument("files", nargs="*", help="files to list (default: every file in the directory)")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from neuroplastic.figures import draw, tables
 from neuroplastic.figures.base import (
@@ -66,6 +66,24 @@ def is_table(kind: str) -> bool:
 def suffixes(kind: str) -> tuple[str, ...]:
     """The files `render_to_files` writes for a kind: .pdf/.png for figures, .csv/.md/.tex for tables."""
     return kind_of(kind).suffixes
+
+
+def describe_kinds() -> str:
+    """One line per registered kind: its outputs and its own keys with their defaults (`neuroplastic figures
+    kinds`); the keys every kind shares are listed once at the top."""
+    common = [k for k in FigureSpec.model_fields if k not in PLANNER_KEYS]
+    lines = [f"every kind: {', '.join(common)}"]
+    for name, kind in KINDS.items():
+        keys = []
+        for key, field in kind.spec.model_fields.items():
+            if key in FigureSpec.model_fields:
+                continue
+            default = "required" if field.is_required() else field.get_default(call_default_factory=True)
+            default = default.model_dump() if isinstance(default, BaseModel) else default
+            keys.append(f"{key}={default!r}" if default != "required" else f"{key} (required)")
+        outputs = "+".join(s.lstrip(".") for s in kind.suffixes)
+        lines.append(f"{name} ({outputs}): {', '.join(keys) or '-'}")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -217,6 +235,7 @@ __all__ = [
     "FigureSpec",
     "FigureSpecError",
     "compute",
+    "describe_kinds",
     "is_table",
     "kind_of",
     "load_spec",

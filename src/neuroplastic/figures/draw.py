@@ -26,7 +26,7 @@ LINESTYLES = ["-", "--", ":", "-."]
 STATISTIC_NAMES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
 
 
-def plt():
+def plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)

@@ -4,12 +4,17 @@ runs, tasks]."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 from pydantic import Field
 
 from neuroplastic.analysis import stats
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureKind, NormalizedSpec, Statistic, final_scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Spec(NormalizedSpec):
@@ -23,7 +28,7 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return stats.interval_estimates(fs.scores, spec.statistics, st.reps, st.confidence, st.seed)
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     plt = draw.plt()
     statistics = list(pd.unique(data["statistic"]))
     groups = list(pd.unique(data["group"]))

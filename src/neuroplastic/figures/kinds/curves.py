@@ -3,7 +3,7 @@ the statistic over seeds. Figure data: [metric, env, group, step, point, ci_low,
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import Field
@@ -19,6 +19,9 @@ from neuroplastic.figures.base import (
     own_curves,
     selection,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Spec(FigureSpec):
@@ -43,7 +46,7 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     plt = draw.plt()
     metrics = list(pd.unique(data["metric"]))
     envs = list(pd.unique(data["env"]))

@@ -12,7 +12,7 @@ alone determines the drawing.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from pydantic import Field
 from neuroplastic.config import CYCLING_ENV_ID
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureError, FigureKind, FigureSpec, curve_frame, own_curves
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ENV = CYCLING_ENV_ID
 TASK_PREFIX = "eval_return."
@@ -111,7 +114,7 @@ def phases(data: pd.DataFrame) -> list[tuple[int, float, float]]:
     return out
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     """Top row: return on each task (shaded where that task is trained); bottom row: activity metrics."""
     plt = draw.plt()
     metrics = list(pd.unique(data["metric"]))

@@ -4,12 +4,17 @@ ci_high, runs]; the aggregate panel's env is `AGGREGATE_LABEL`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from neuroplastic.analysis import stats
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureKind, NormalizedSpec, final_scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 AGGREGATE_LABEL = "IQM (normalised)"
 
@@ -40,7 +45,7 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return out[["env", "group", "statistic", "point", "ci_low", "ci_high", "runs"]]
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     plt = draw.plt()
     envs = list(pd.unique(data["env"]))
     groups = list(pd.unique(data["group"]))

@@ -3,6 +3,8 @@ stratified-bootstrap CI bands (rliable). Figure data: [group, tau, point, ci_low
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from neuroplastic.analysis import stats
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureKind, NormalizedSpec, final_scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Taus(BaseModel):
@@ -37,7 +42,7 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return stats.performance_profiles(scores, taus, st.profile_reps, st.confidence, st.seed)
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     plt = draw.plt()
     groups = list(pd.unique(data["group"]))
     colors = draw.colors(groups, spec.palette)

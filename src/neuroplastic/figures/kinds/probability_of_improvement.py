@@ -4,13 +4,16 @@ ci_high]."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from neuroplastic.analysis import stats
 from neuroplastic.figures import draw
 from neuroplastic.figures.base import AggregateTables, FigureError, FigureKind, FigureSpec, final_scores, label_of
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Spec(FigureSpec):
@@ -32,7 +35,7 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return stats.probability_of_improvement(fs.scores, targets[0], st.reps, st.confidence, st.seed)
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     plt = draw.plt()
     others = list(data["other"])
     target = str(data["group"].iloc[0]) if len(data) else spec.target

@@ -4,7 +4,7 @@ Figure data: [hue, style, x, group, statistic, point, ci_low, ci_high]."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,6 +18,9 @@ from neuroplastic.figures.base import (
     final_scores,
     label_of,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Spec(NormalizedSpec):
@@ -74,7 +77,7 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["hue", "style", "x"], kind="stable").reset_index(drop=True)
 
 
-def render(spec: Spec, data: pd.DataFrame):
+def render(spec: Spec, data: pd.DataFrame) -> Figure:
     plt = draw.plt()
     hues = list(pd.unique(data["hue"]))
     styles = list(pd.unique(data["style"]))
