@@ -239,8 +239,12 @@ def train(
     ckpt_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    tensorboard: bool = True,
 ) -> Path:
-    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path."""
+    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path.
+
+    `device`, `progress` and `tensorboard` (event files beside `metrics.jsonl`) are not part of the run's identity.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
@@ -264,7 +268,7 @@ def train(
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
     run = build(cfg, dev)
     ckpt = Checkpointer(ckpt_dir or default_ckpt_dir(out))
-    log = runlog.MetricsLog(out / runlog.METRICS_JSONL)
+    log = runlog.MetricsLog(out / runlog.METRICS_JSONL, tensorboard=tensorboard)
     loop = LoopState()
     latest = ckpt.latest()
     offset = 0
