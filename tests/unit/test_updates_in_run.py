@@ -10,7 +10,7 @@ from neuroplastic.envs import EnvSpec
 from neuroplastic.methods import METHODS, MethodStack, RunContext
 from neuroplastic.methods.adaptive_rr import AdaptiveRR, AdaptiveRRParams
 from neuroplastic.methods.base import updates_in_run
-from tests.baseline_helpers import advance, build
+from tests.conftest import advance, build_run
 
 CPU = torch.device("cpu")
 STEPS, START = 1_025_000, 25_000
@@ -57,7 +57,7 @@ def test_ne_with_replay_ratio_one_half_reaches_full_density_within_the_run():
 
 
 def test_helper_equals_the_loops_update_count():
-    run, state = build(agent="td3", hidden=16)
+    run, state = build_run(agent="td3", hidden=16)
     run.agent.replay_ratio = 0.5
     advance(run, state, run.cfg.steps)
     ctx = RunContext(seed=0, steps=run.cfg.steps, start_steps=run.cfg.start_steps, device=CPU)
