@@ -120,7 +120,7 @@ def main() -> None:
     configs: dict[str, dict | None] = {"td3": None}
     for preset in args.presets.split(","):
         for delta in (100, 10_000):
-            configs[f"{preset} Δ={delta}"] = {"name": preset, "delta": delta}
+            configs[f"{preset} Δ={delta}"] = {"name": preset, "growth": {"delta": delta}}
     built = {name: build(m, device, args.obs, args.act, args.critic, buffer=20_000) for name, m in configs.items()}
     for agent, stack, replay in built.values():
         run_block(agent, stack, replay, 20, device)  # warm-up (allocations, Adam state)
@@ -145,7 +145,7 @@ def main() -> None:
     for name, m in configs.items():
         if m is None:
             continue
-        delta = m["delta"]
+        delta = m["growth"]["delta"]
         ratios = [b / t for t, b in zip(times[name], base, strict=True)]  # throughput ratio NE/TD3
         ups = args.block / statistics.median(times[name])
         note = "measured, topology updates inside the blocks"

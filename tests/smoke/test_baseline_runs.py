@@ -47,8 +47,8 @@ COMPOSITIONS = [
     ("sac", [{"name": "reset", "interval": 700, "last_layers": 1}, {"name": "nap"}]),
     ("sac", [{"name": "redo", "interval": 100}, {"name": "layernorm", "nets": "critic"}]),
     # the NE compositions the reviewers asked for
-    ("td3", [{"name": "ne", "delta": 50, "review_every": 50}, {"name": "layernorm"}]),
-    ("td3", [{"name": "ne", "delta": 50, "review_every": 50}, {"name": "crelu", "nets": "both"}]),
+    ("td3", [{"name": "ne", "growth": {"delta": 50}, "review": {"every": 50}}, {"name": "layernorm"}]),
+    ("td3", [{"name": "ne", "growth": {"delta": 50}, "review": {"every": 50}}, {"name": "crelu", "nets": "both"}]),
 ]
 
 

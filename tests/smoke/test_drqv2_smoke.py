@@ -49,7 +49,7 @@ PIXEL_SMOKE_PARAMS = {
     "shrink_perturb": {"interval": 150},
     "data_augmentation": {"enabled": False, "from_step": 150},
     "adaptive_rr": {"check_every": 2, "threshold": 1.0},
-    "ne": {"delta": 20, "review_every": 20},
+    "ne": {"growth": {"delta": 20}, "review": {"every": 20}},
 }
 
 # NE's presets (ne_code, ne_no_review, ...) share NE's code path on DrQ-v2; `ne` stands for them here.

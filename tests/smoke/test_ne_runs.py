@@ -26,7 +26,7 @@ def _cfg(method: dict, **kw) -> config.RunConfig:
 
 @pytest.mark.parametrize("name", ["ne", "ne_code"])
 def test_ne_trains_and_logs_topology_and_plasticity(tmp_path, name):
-    cfg = _cfg({"name": name, "delta": 20})
+    cfg = _cfg({"name": name, "growth": {"delta": 20}})
     loop.train(cfg, tmp_path / "run", progress=False)
     t = metrics_table(tmp_path / "run")
     density = t["density.critic"]
@@ -48,7 +48,7 @@ def test_ne_trains_and_logs_topology_and_plasticity(tmp_path, name):
 
 def test_ne_resume_is_bit_identical(tmp_path, monkeypatch):
     """Masks, schedules, review RNGs and counters survive a restart from the checkpoint."""
-    method = {"name": "ne", "delta": 20, "review_mode": "code", "review_every": 10, "review_awaken": 0.99}
+    method = {"name": "ne", "growth": {"delta": 20}, "review": {"mode": "code", "every": 10, "awaken": 0.99}}
     whole = assert_resume_is_bit_identical(tmp_path, _cfg(method, checkpoint_every=200), 550, monkeypatch)
     assert whole["review.fired_total"].iloc[-1] > 0  # the review path (its RNGs) was exercised
     assert whole["topology.updates.critic"].iloc[-1] > whole["topology.updates.critic"].iloc[0]

@@ -30,7 +30,7 @@ DQN_CFG = {
     "eval_episodes": 2,
     "log_every": 250,
     "checkpoint_every": 400,
-    "method": [{"name": "set", "sparsity": 0.8, "delta": 100, "roles": ["critic"]}],
+    "method": [{"name": "set", "sparsity": 0.8, "delta": 100, "nets": "critic"}],
 }
 
 

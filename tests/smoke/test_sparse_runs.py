@@ -61,8 +61,8 @@ def test_rigl_density_is_constant_and_grad_snr_does_not_perturb_training(tmp_pat
 def test_sparse_methods_resume_bit_identically(tmp_path, monkeypatch):
     """SET on the critic, GMP on the actor and grad_snr in one run, interrupted mid-schedule and resumed."""
     method = [
-        {"name": "set", "roles": ["critic"], "delta": 20},
-        {"name": "gmp", "roles": ["actor"], "delta": 20},
+        {"name": "set", "nets": "critic", "delta": 20},
+        {"name": "gmp", "nets": "actor", "delta": 20},
         {"name": "grad_snr", "batch_size": 32},
     ]
     cfg = config.resolve(

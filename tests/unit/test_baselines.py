@@ -564,3 +564,29 @@ def test_weight_edits_keep_sparse_masks(method):
         m.apply(a, number=1)
     assert all((x.weight[~x.mask] == 0).all() for x in masked)
     assert all((x.weight[x.mask] != 0).any() for x in masked)
+
+
+# --- one "which networks" type (`nets`) across methods ----------------------------------------------------------
+NETS_METHODS = [
+    name
+    for name, cls in METHODS.items()
+    if "nets" in cls.Params.model_fields and (cls.agents is None or "td3" in cls.agents)
+]
+
+
+def test_every_method_that_chooses_networks_uses_the_one_nets_type():
+    from neuroplastic.methods._common import Nets
+
+    assert {"reset", "redo", "layernorm", "nap", "crelu", "ne", "ne_code", "static", "rigl", "gmp"} <= set(NETS_METHODS)
+    for name in NETS_METHODS:
+        assert METHODS[name].Params.model_fields["nets"].annotation == Nets.__origin__, name
+    for name, cls in METHODS.items():
+        assert "roles" not in cls.Params.model_fields, name
+
+
+@pytest.mark.parametrize("name", NETS_METHODS)
+def test_nets_naming_a_missing_network_is_an_error_naming_it(name):
+    with pytest.raises(ValueError, match=rf"{name}\.nets: agent 'td3' has no network\(s\) \['encoder'\]"):
+        build_run([{"name": name, "nets": ["critic", "encoder"]}])
+    run, _ = build_run([{"name": name, "nets": ["critic"]}])  # an explicit list is the same as `critic`
+    assert run.agent.nets.keys() == {"actor", "critic"}

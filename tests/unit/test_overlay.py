@@ -265,7 +265,10 @@ def test_validation_config_is_the_two_validation_experiments_at_cpu_scale():
     assert all(f["experiment"] in ("validation", "validation_ne") for f in plan.config["figures"].values())
     runs = list(plan.runs.values())
     assert len(runs) == 15  # TD3 × 2 envs × 3 seeds + (TD3, NE, ne_code) × HalfCheetah × 3 seeds
-    assert {(r["steps"], r["start_steps"], r["log_every"]) for r in runs} == {(100_000, 10_000, 1000)}
+    assert {(r["steps"], r["start_steps"]) for r in runs} == {(100_000, 10_000)}
     td3_ref = [r for r in runs if r["agent"]["critic"] == "td3"]
+    # TD3 logs on the published curves' 5k eval grid; the NE comparison densely, for the review/topology traces.
+    assert {r["log_every"] for r in td3_ref} == {5000}
+    assert {r["log_every"] for r in runs if r["agent"]["critic"] == "ne"} == {1000}
     assert sorted({r["env"] for r in td3_ref}) == ["HalfCheetah-v4", "Hopper-v4"] and len(td3_ref) == 6
     assert {r["env"] for r in runs if r["agent"]["critic"] == "ne"} == {"HalfCheetah-v4"}

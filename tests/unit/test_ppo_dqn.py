@@ -231,7 +231,7 @@ def test_masks_stay_zero_through_dqn_updates_on_the_cnn():
         "env": "ALE/Pong-v5",
         "steps": 200,
         "start_steps": 20,
-        "method": [{"name": "set", "sparsity": 0.8, "delta": 2, "roles": ["critic"]}],
+        "method": [{"name": "set", "sparsity": 0.8, "delta": 2, "nets": "critic"}],
     }
     run = _train_briefly(cfg, updates=6)
     assert _assert_masked_zero(run) == 5  # three convs, the fc layer and (in this tiny net) the output layer

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from tests.conftest import advance, build_run, equal_states, full_state, random_batch
+from neuroplastic import config, loop
+from tests.conftest import advance, build_run, equal_states, full_state, random_batch, tiny_config
 
 
 def test_defaults_and_shapes():
@@ -28,9 +29,18 @@ def test_defaults_and_shapes():
     actor, critic = a.nets["actor"], a.nets["critic"]
     assert [tuple(layer.weight.shape) for layer in actor.net.layers] == [(256, 11), (256, 256), (6, 256)]
     assert [tuple(layer.weight.shape) for layer in critic.q2.layers] == [(256, 14), (256, 256), (1, 256)]
-    assert a.target_entropy == -3.0
+    assert a.target_entropy == -1.5  # −|A|/2, Hopper |A| = 3
     assert a.nets["temperature"]().item() == pytest.approx(1.0)
     assert set(a.targets) == {"critic"} and set(a.optimizers) == {"actor", "critic", "temperature"}
+
+
+def test_target_entropy_default_is_minus_half_the_action_dim_and_overridable():
+    # tf-agents `SacAgent._get_default_target_entropy` (the sparse-training study) and jaxrl's `SACLearner`
+    # (Primacy Bias) both use −dim(A)/2; the SAC paper's −dim(A) is a config value.
+    run, _ = build_run(agent="sac", env="Humanoid-v4")
+    assert run.agent.target_entropy == -17 / 2
+    cfg = config.resolve(tiny_config(agent={"name": "sac", "hidden": 32, "target_entropy": -17.0}, env="Humanoid-v4"))
+    assert loop.build(cfg, torch.device("cpu")).agent.target_entropy == -17.0
 
 
 def test_log_prob_matches_torch_tanh_gaussian():

@@ -59,7 +59,7 @@ def test_sparsity_outside_range_is_rejected(name, sparsity):
 
 def test_unknown_role_names_the_role():
     with pytest.raises(ValueError, match="value"):
-        build("set", roles=["critic", "value"])
+        build("set", nets=["critic", "value"])
 
 
 def test_defaults_are_the_sac_mujoco_configs():
@@ -357,7 +357,7 @@ def test_gmp_default_weight_decay_changes_the_run():
 
 # --- weight decay ---------------------------------------------------------------------------------------------
 def test_weight_decay_is_l2_on_the_kernels_of_the_sparse_roles():
-    agent, method = build("static", weight_decay=1e-3, roles=["critic"])
+    agent, method = build("static", weight_decay=1e-3, nets="critic")
     kernels = [m.weight for m in agent.nets["critic"].modules() if isinstance(m, MaskedLinear)]
     expected = 1e-3 * sum(float((w.detach() ** 2).sum()) for w in kernels)
     assert float(method.extra_loss(agent, "critic").detach()) == pytest.approx(expected, rel=1e-6)

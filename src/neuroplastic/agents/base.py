@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -99,10 +100,11 @@ class Agent:
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         raise NotImplementedError
 
-    def planned_updates(self, train_steps: int) -> int:
-        """Gradient updates this agent makes in `train_steps` env steps after `start_steps` (schedules that are
-        fractions of training, e.g. the sparse methods', are fractions of this)."""
-        return max(1, round(train_steps * self.replay_ratio))
+    def planned_updates(self, train_steps: int, ratio: float) -> int:
+        """Gradient updates in `train_steps` env steps after `start_steps` at replay ratio `ratio`:
+        ⌊train_steps · ratio⌋, at least 1 (`methods.base.updates_in_run` sizes every update-counted schedule
+        with it). On-policy agents override it."""
+        return max(1, math.floor(train_steps * ratio + 1e-9))
 
     def rollout_batches(self, store: Any) -> Any:
         """On-policy agents: the minibatches to update on after an env step (none until the rollout is full)."""

@@ -320,7 +320,8 @@ class PPO(Agent):
     def minibatches_per_epoch(self) -> int:
         return self.params.rollout_length // self.params.batch_size
 
-    def planned_updates(self, train_steps: int) -> int:
+    def planned_updates(self, train_steps: int, ratio: float = 1.0) -> int:
+        """Full rollouts × epochs × minibatches (the replay ratio does not apply on-policy)."""
         p = self.params
         return max(1, (train_steps // p.rollout_length) * p.epochs * self.minibatches_per_epoch())
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from pydantic import Field
 
+from neuroplastic.methods._common import Nets, select_nets, selects
 from neuroplastic.methods.base import Method, Params, RunContext
 from neuroplastic.nets import MLPSpec, NatureCNNSpec, build_module, scale_width
 from neuroplastic.topology.distribution import layer_sparsities
@@ -31,9 +32,7 @@ if TYPE_CHECKING:
 
 class DenseScaledParams(Params):
     sparsity: float = Field(0.9, ge=0.5, le=0.99, description="The sparse network whose parameter count to match.")
-    roles: list[str] = Field(
-        default_factory=lambda: ["actor", "critic"], description="Networks (keys of agent.nets) that are scaled."
-    )
+    nets: Nets = Field("both", description="Networks (roles of agent.nets) whose widths are scaled.")
 
 
 def param_count(spec: MLPSpec | NatureCNNSpec) -> int:
@@ -102,7 +101,7 @@ class DenseScaled(Method):
         self.counts: dict[str, tuple[int, int]] = {}  # role → (sparse target, dense scaled)
 
     def net_spec(self, role: str, spec: MLPSpec | NatureCNNSpec) -> MLPSpec | NatureCNNSpec:
-        if role not in self.params.roles:
+        if not selects(self.params.nets, role):
             return spec
         target = sparse_param_count(spec, self.params.sparsity)
         scaled = matching_spec(spec, target)
@@ -111,10 +110,7 @@ class DenseScaled(Method):
         return scaled
 
     def on_build(self, agent: Agent) -> None:
-        missing = [r for r in self.params.roles if r not in agent.nets]
-        if missing:
-            have = sorted(agent.nets)
-            raise ValueError(f"method dense_scaled: roles {missing} are not networks of agent {agent.name!r} ({have})")
+        select_nets(self.params.nets, agent, self.name)  # a named network the agent lacks is an error
 
     def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
         out = {}
