@@ -71,6 +71,25 @@ def test_overlay_sizes_refine_an_agent_given_by_name():
     assert out["run"]["agent"] == {"name": "td3", "hidden": 32}
 
 
+def test_experiments_only_keeps_those_experiments_and_the_figures_that_read_only_them():
+    cfg = full_config()
+    cfg["experiments"]["other"] = {"envs": ["Hopper-v4"], "seeds": 1, "variants": [{"label": "TD3"}]}
+    cfg["figures"]["other_curves"] = {"kind": "curves", "experiment": "other"}
+    cfg["figures"]["other_vs_main"] = {
+        "kind": "final_bars",
+        "experiment": "other",
+        "reference": {"experiment": "main", "label": "TD3"},
+    }
+    out = apply_overlay(cfg, {"experiments_only": ["other"], "experiments": {"other": {"seeds": 2}}})
+    assert list(out["experiments"]) == ["other"] and out["experiments"]["other"]["seeds"] == 2
+    assert list(out["figures"]) == ["other_curves"]
+    assert len(plan_from_dict(out).runs) == 2
+    with pytest.raises(WorkflowConfigError, match=r"experiments_only: 'ghost' is not an experiment"):
+        apply_overlay(cfg, {"experiments_only": ["ghost"]})
+    with pytest.raises(WorkflowConfigError, match=r"experiments.main: not an experiment .* or not in experiments_only"):
+        apply_overlay(cfg, {"experiments_only": ["other"], "experiments": {"main": {"seeds": 1}}})
+
+
 def test_smoke_method_params_fill_unset_keys_and_experiments_retime():
     overlay = {
         "method_params": "smoke",
