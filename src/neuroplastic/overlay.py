@@ -11,9 +11,11 @@ Merge semantics (config/README.md, "Overlays", is the user-facing version):
   - `name`, `description`: replaced.
   - `run`, `train`, `stats`, `estimate`, `container`: mappings deep-merge into the included config's. In `run`
     only budget keys (RUN_KEYS) may appear; in `run.agent` only size keys (AGENT_KEYS), never `name`.
-  - `experiments_only: [names]` keeps only those experiments and the figures that read nothing else (a focused
-    config such as validation.yaml); otherwise an overlay neither adds nor drops experiments, variants or figures.
-  - `experiments.<name>` must name an included (and selected) experiment. Its `envs` and `seeds` replace the included ones; `run` and `train` deep-merge with
+  - `experiments.<name>` must name an included experiment (an overlay neither adds experiments, variants or
+    figures, nor drops them, except by `experiments_only`).
+  - `experiments_only: [names]`: keep only these included experiments, and only the figures that read nothing
+    else (their experiment and their normalisation reference's); config/validation.yaml runs the validation
+    experiments alone this way. Its `envs` and `seeds` replace the included ones; `run` and `train` deep-merge with
     the same restrictions as above; `sweeps: {path: values}` replaces the values of every variant that sweeps
     `path`; `agent_overrides` deep-merge per env (size keys only), and the included per-env overrides of envs
     the overlay dropped are dropped with them.
@@ -34,7 +36,18 @@ from typing import Any
 import yaml
 
 # What an overlay may change. Anything else is an error naming the key.
-TOP_KEYS = ("include", "name", "description", "method_params", "run", "train", "stats", "estimate", "container")
+TOP_KEYS = (
+    "include",
+    "name",
+    "description",
+    "method_params",
+    "experiments_only",
+    "run",
+    "train",
+    "stats",
+    "estimate",
+    "container",
+)
 EXPERIMENT_KEYS = (
     "envs",
     "seeds",
@@ -216,32 +229,10 @@ def _overlay_experiment(
     return exp, problems
 
 
-def _select_experiments(cfg: dict[str, Any], names: Any) -> list[str]:
-    """Keep only the experiments `names` and the figures that read nothing else (a focused config such as
-    validation.yaml; smoke.yaml keeps everything)."""
-    known = cfg.get("experiments") or {}
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        return ["experiments_only: must be a non-empty list of experiment names"]
-    problems = [f"experiments_only: {n!r} is not an experiment of the included config" for n in names if n not in known]
-    keep = set(names)
-    cfg["experiments"] = {n: e for n, e in known.items() if n in keep}
-    stats_ref = ((cfg.get("stats") or {}).get("reference") or {}).get("experiment")
-
-    def reads(spec: dict[str, Any]) -> set[str]:
-        ref = (spec.get("reference") or {}).get("experiment") if isinstance(spec.get("reference"), dict) else None
-        return {spec.get("experiment"), ref or stats_ref} - {None}
-
-    cfg["figures"] = {f: spec for f, spec in (cfg.get("figures") or {}).items() if reads(spec) <= keep}
-    return problems
-
-
 def apply_overlay(base: dict[str, Any], overlay: dict[str, Any], source: str = "overlay") -> dict[str, Any]:
     """The full config `base` with `overlay`'s changes (see the module docstring); `include` is not read here."""
     problems = _unknown_keys(
-        overlay,
-        (*TOP_KEYS, "experiments_only", "experiments"),
-        "<top level>",
-        "an overlay changes budgets, seeds, env lists and sizes",
+        overlay, (*TOP_KEYS, "experiments"), "<top level>", "an overlay changes budgets, seeds, env lists and sizes"
     )
     if not isinstance(overlay, dict):
         raise WorkflowConfigError(f"{source}: " + problems[0])
@@ -263,12 +254,9 @@ def apply_overlay(base: dict[str, Any], overlay: dict[str, Any], source: str = "
     if not isinstance(experiments, dict):
         problems.append("experiments: must be a mapping of experiment name → overrides")
         experiments = {}
-    if "experiments_only" in overlay:
-        problems += _select_experiments(cfg, overlay["experiments_only"])
     base_experiments = cfg.get("experiments") or {}
     problems += [
         f"experiments.{name}: not an experiment of the included config (an overlay adds none)"
-        + (" or not in experiments_only" if "experiments_only" in overlay else "")
         for name in experiments
         if name not in base_experiments
     ]
@@ -278,9 +266,30 @@ def apply_overlay(base: dict[str, Any], overlay: dict[str, Any], source: str = "
             name, exp, experiments.get(name, {}), smoke, f"experiments.{name}"
         )
         problems += exp_problems
+    if "experiments_only" in overlay:
+        problems += _keep_only(cfg, overlay["experiments_only"])
     if problems:
         raise WorkflowConfigError(f"{source}: invalid overlay\n  " + "\n  ".join(problems))
     return cfg
+
+
+def _keep_only(cfg: dict[str, Any], names: Any) -> list[str]:
+    """Drop every experiment not in `names`, and every figure that reads a dropped one (in place)."""
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return ["experiments_only: must be a non-empty list of experiment names"]
+    unknown = [n for n in names if n not in cfg["experiments"]]
+    if unknown:
+        known = ", ".join(cfg["experiments"])
+        return [f"experiments_only: {', '.join(map(repr, unknown))} not an experiment of the included config ({known})"]
+    cfg["experiments"] = {n: e for n, e in cfg["experiments"].items() if n in names}
+    default_ref = ((cfg.get("stats") or {}).get("reference") or {}).get("experiment")
+
+    def reads(fig: dict[str, Any]) -> set[str]:
+        ref = (fig.get("reference") or {}).get("experiment") or default_ref
+        return {fig.get("experiment"), *([ref] if ref else [])}
+
+    cfg["figures"] = {k: f for k, f in (cfg.get("figures") or {}).items() if reads(f) <= set(names)}
+    return []
 
 
 def _read(path: Path) -> Any:

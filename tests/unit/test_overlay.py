@@ -71,25 +71,6 @@ def test_overlay_sizes_refine_an_agent_given_by_name():
     assert out["run"]["agent"] == {"name": "td3", "hidden": 32}
 
 
-def test_experiments_only_keeps_those_experiments_and_the_figures_that_read_only_them():
-    cfg = full_config()
-    cfg["experiments"]["other"] = {"envs": ["Hopper-v4"], "seeds": 1, "variants": [{"label": "TD3"}]}
-    cfg["figures"]["other_curves"] = {"kind": "curves", "experiment": "other"}
-    cfg["figures"]["other_vs_main"] = {
-        "kind": "final_bars",
-        "experiment": "other",
-        "reference": {"experiment": "main", "label": "TD3"},
-    }
-    out = apply_overlay(cfg, {"experiments_only": ["other"], "experiments": {"other": {"seeds": 2}}})
-    assert list(out["experiments"]) == ["other"] and out["experiments"]["other"]["seeds"] == 2
-    assert list(out["figures"]) == ["other_curves"]
-    assert len(plan_from_dict(out).runs) == 2
-    with pytest.raises(WorkflowConfigError, match=r"experiments_only: 'ghost' is not an experiment"):
-        apply_overlay(cfg, {"experiments_only": ["ghost"]})
-    with pytest.raises(WorkflowConfigError, match=r"experiments.main: not an experiment .* or not in experiments_only"):
-        apply_overlay(cfg, {"experiments_only": ["other"], "experiments": {"main": {"seeds": 1}}})
-
-
 def test_smoke_method_params_fill_unset_keys_and_experiments_retime():
     overlay = {
         "method_params": "smoke",
@@ -262,3 +243,29 @@ def test_the_committed_smoke_overlay_only_names_allowed_keys(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(WorkflowConfigError, match=r"experiments.sensitivity.run.agent.critic: an overlay may not"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_experiments_only_keeps_those_experiments_and_the_figures_that_read_nothing_else():
+    base = full_config()
+    base["experiments"]["other"] = copy.deepcopy(base["experiments"]["main"])
+    base["figures"]["other_curves"] = {"kind": "curves", "experiment": "other"}
+    base["figures"]["bars"] = {"kind": "final_bars", "experiment": "main", "reference": {"experiment": "other"}}
+    cfg = apply_overlay(base, {"experiments_only": ["main"]})
+    assert list(cfg["experiments"]) == ["main"]
+    assert list(cfg["figures"]) == ["curves"]  # `bars` normalises by `other`'s runs, so it goes too
+    with pytest.raises(WorkflowConfigError, match=r"experiments_only: 'nope' not an experiment"):
+        apply_overlay(base, {"experiments_only": ["nope"]})
+    with pytest.raises(WorkflowConfigError, match="experiments_only: must be a non-empty list"):
+        apply_overlay(base, {"experiments_only": "main"})
+
+
+def test_validation_config_is_the_two_validation_experiments_at_cpu_scale():
+    plan = plan_from_file(REPO / "config" / "validation.yaml")
+    assert list(plan.config["experiments"]) == ["validation", "validation_ne"]
+    assert all(f["experiment"] in ("validation", "validation_ne") for f in plan.config["figures"].values())
+    runs = list(plan.runs.values())
+    assert len(runs) == 15  # TD3 × 2 envs × 3 seeds + (TD3, NE, ne_code) × HalfCheetah × 3 seeds
+    assert {(r["steps"], r["start_steps"], r["log_every"]) for r in runs} == {(100_000, 10_000, 1000)}
+    td3_ref = [r for r in runs if r["agent"]["critic"] == "td3"]
+    assert sorted({r["env"] for r in td3_ref}) == ["HalfCheetah-v4", "Hopper-v4"] and len(td3_ref) == 6
+    assert {r["env"] for r in runs if r["agent"]["critic"] == "ne"} == {"HalfCheetah-v4"}

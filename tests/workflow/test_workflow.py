@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from neuroplastic import figures
+from neuroplastic.events import read_scalars
 from neuroplastic.experiments import plan_from_file
 from tests.workflow.helpers import REPO, load_config, neuroplastic, snakemake, tiny_config, write_yaml
 
@@ -180,6 +181,16 @@ def test_report_contains_every_figure(tiny_dag):
         caption = spec["caption"].split("(")[0].strip()[:40]
         # The report embeds captions as JSON strings, with non-ASCII characters \u-escaped.
         assert caption in html or json.dumps(caption)[1:-1] in html, caption
+
+
+def test_tiny_dag_runs_appear_in_tensorboard_under_readable_names(tiny_dag):
+    work, _ = tiny_dag
+    tree = work / "results" / "tensorboard" / "tiny"
+    plan = plan_from_file(work / "results" / "plans" / "tiny.json")
+    for m in plan.members:
+        link = tree / m.experiment / m.variant / m.env / f"seed{m.seed}"
+        assert link.resolve() == (work / "results" / "runs" / m.run_id).resolve()
+        assert [s for s, _ in read_scalars(link)["eval_return"]] == [300, 600]
 
 
 def test_estimate_counts_runs_and_hours():

@@ -109,7 +109,7 @@ def figure_outputs(figure):
 
 
 def all_outputs():
-    files = [f"paper_figures/{NAME}/MANIFEST.json"]
+    files = [f"paper_figures/{NAME}/MANIFEST.json", f"results/tensorboard/{NAME}"]
     for exp in EXPERIMENTS:
         files += list(aggregate_files(exp).values())
     return files
