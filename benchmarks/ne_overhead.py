@@ -49,7 +49,7 @@ def run_block(agent, stack, replay, n: int, device: torch.device) -> float:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(n):
-        batch = stack.on_sample(replay, 0)
+        batch = stack.on_sample(agent, replay, 0)
         if batch is None:
             batch = replay.sample(agent.params.batch_size)
         agent.update(batch)
@@ -92,7 +92,7 @@ def hook_seconds_per_update(agent, stack, replay, device: torch.device, n: int =
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in range(n):
-        stack.on_sample(replay, 0)
+        stack.on_sample(agent, replay, 0)
         ne.after_optimizer_step(agent, "critic", i)
         if i % delay == 0:
             ne.after_optimizer_step(agent, "actor", i)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neuroplastic import events
-from tests.conftest import tiny_config
-from tests.smoke.test_determinism_resume import run_killed_and_resumed
+from tests.conftest import run_killed_and_resumed, tiny_config
 from tests.unit.test_watching import _parquet_pairs
 
 pytestmark = pytest.mark.smoke

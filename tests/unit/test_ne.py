@@ -17,18 +17,10 @@ from neuroplastic.envs import EnvSpec
 from neuroplastic.methods import METHODS, Method, MethodStack, RunContext
 from neuroplastic.methods.review import ExperienceReview
 from neuroplastic.nets import MLP, MLPSpec
-from neuroplastic.replay import Batch, ReplayBuffer
+from neuroplastic.replay import ReplayBuffer
+from tests.conftest import forbid_host_sync, random_batch
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two intra-op threads on a shared 2-core machine can be ~30x slower than one (spin-waiting under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: int = 256, extra=(), **params):
@@ -39,18 +31,6 @@ def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: in
     torch.manual_seed(0)
     agent = TD3(TD3Params(critic=critic, hidden=hidden), EnvSpec(obs, act, 1.0, 1000), CPU, stack, seed=0)
     return agent, method, stack
-
-
-def random_batch(agent, n=64, seed=0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    e = agent.env
-    return Batch(
-        torch.randn(n, e.obs_dim, generator=g),
-        torch.rand(n, e.act_dim, generator=g) * 2 - 1,
-        torch.randn(n, 1, generator=g),
-        torch.randn(n, e.obs_dim, generator=g),
-        torch.ones(n, 1),
-    )
 
 
 # --- ne_code: the spec's schedule numbers (NE.md §2.2) ---------------------------------------------------
@@ -383,7 +363,6 @@ def test_review_fires_at_the_documented_rate():
 @pytest.mark.parametrize("name", ["ne_code", "ne_no_pruning"])
 def test_update_path_with_topology_updates_has_no_host_sync(name):
     """Counts are host-side, so topology updates (code pruning, or none) never read the device."""
-    from tests.unit.test_no_host_sync import forbid_host_sync
 
     agent, ne, stack = build(name, hidden=32, delta=2, review=False)
     batches = [random_batch(agent, seed=i) for i in range(8)]
