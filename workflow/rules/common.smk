@@ -146,7 +146,8 @@ def train_gpu(wildcards):
 def _train_class(run_id):
     t = PLAN.train[run_id]
     key = "-".join(f"{k}{t[k]}" for k in ("device", "gpu", "threads", "mem_mb", "runtime", "runs_per_gpu"))
-    return "train-" + re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return f"train-{safe}"
 
 
 PACK_SIZES = {_train_class(r): t["runs_per_gpu"] for r, t in PLAN.train.items() if t["runs_per_gpu"] > 1}
