@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuroplastic import cycling, envs, metrics, runlog
+from neuroplastic import capture, cycling, envs, metrics, runlog
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -76,6 +77,8 @@ class Run:
     replay: Any
     metrics_gen: torch.Generator
     obs: np.ndarray
+    # The update function: `agent.update` (eager) or a captured update (`--compile`, capture.py).
+    update: Callable[[Any], None] | None = None
 
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
@@ -130,7 +133,7 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
             batch = run.methods.on_sample(run.replay, t)
             if batch is None:
                 batch = run.replay.sample(run.agent.params.batch_size)
-            run.agent.update(batch)
+            (run.update or run.agent.update)(batch)
             run.methods.on_update(run.agent, batch, t)
 
 
@@ -274,8 +277,12 @@ def train(
     ckpt_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    compile: str = "auto",
 ) -> Path:
-    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path."""
+    """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path.
+
+    `compile` (off | compile | graphs | auto, see capture.py) selects how updates execute; like `device` it is
+    not part of the run's identity."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
@@ -301,6 +308,7 @@ def train(
         loop.resumes += 1
         print(f"[{rid}] resumed from checkpoint at step {loop.step}", file=sys.stderr)
     log.open(offset)
+    run.update = capture.make_update(run.agent, compile)
 
     agent, env = run.agent, run.env
     bar = Progress(cfg.steps, loop.step, f"{rid} {cfg.env}") if progress else None
@@ -343,6 +351,7 @@ def train(
             "agent": cfg.agent["name"],
             "methods": [m["name"] for m in cfg.method],
             "device": str(dev),
+            "compile": capture.resolve_mode(compile, dev),
             "env_steps": loop.step,
             "updates": agent.updates,
             "wall_seconds": round(loop.train_seconds, 3),

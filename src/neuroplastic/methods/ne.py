@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from pydantic import Field, create_model, model_validator
 
+from neuroplastic import capture
 from neuroplastic.methods.base import Method, Params, RunContext
 from neuroplastic.methods.dormant import DormantPruning
 from neuroplastic.methods.growth import GrowthSettings, NetworkGrowth
@@ -270,9 +271,17 @@ class NE(Method):
     def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
         return self.review.sample(self._agent, replay, self._agent.updates + 1)
 
+    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
+        return any(self.growth[r].due(update) for r in roles if r in self.growth)
+
+    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
+        for r in roles:
+            if r in self.growth:
+                self.growth[r].tick(update)
+
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
         growth = self.growth.get(net)
-        if growth is None or not growth.tick(update):
+        if growth is None or capture.tracing() or not growth.tick(update):
             if self.params.mask_gradients and net in self.topology.layers:
                 self.topology.mask_grads_(net)
             return True

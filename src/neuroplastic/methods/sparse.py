@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from neuroplastic import capture
 from neuroplastic.methods.base import Method, Params, RunContext
 from neuroplastic.topology import ops
 from neuroplastic.topology.distribution import layer_sparsities
@@ -206,11 +207,23 @@ class SparseTraining(Method):
         self.cursor[role] = j + 1
         return self.points[j]
 
+    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
+        topo = self.topology
+        if topo is None:
+            return False
+        for role in roles:
+            i = self.cursor.get(role)
+            if role in topo.layers and i is not None and i < len(self.points) and self.points[i] <= update - 1:
+                return True
+        return False
+
     def after_optimizer_step(self, agent: Agent, net: str, update: int) -> None:
         topo = self.topology
         if topo is None or net not in topo.layers:
             return
         topo.apply_(net)
+        if capture.tracing():
+            return
         point = self.due_point(net, update - 1)
         if point is None:
             return

@@ -12,7 +12,9 @@ convolutions and any other module are left dense (LayerNorm weights may still co
 as in the NE code, see `budget_shapes`).
 
 Masks are replaced, never edited in place (`SparseLayer.set_mask`), so caches keyed on the mask tensor's
-identity (the float copies used by `apply_`) and target networks that alias the online mask stay coherent.
+identity and target networks that alias the online mask stay coherent. The float copies that `apply_`,
+`mask_grads_` and `mask_targets_` multiply by are refreshed *in place* when a mask changes, so a captured update
+(capture.py), which holds those float tensors, sees every topology update without being rebuilt.
 """
 
 from __future__ import annotations
@@ -211,10 +213,16 @@ class Topology:
         masks = [layer.mask for layer in layers]
         cached = self._apply_cache.get(role)
         stale = cached is None or len(cached[0]) != len(masks)
-        if stale or any(a is not b for a, b in zip(cached[0], masks, strict=True)):
+        if stale:
             weights = [layer.weight for layer in layers]
             float_masks = [m.to(layer.weight.dtype) for m, layer in zip(masks, layers, strict=True)]
             cached = (masks, weights, float_masks)
+            self._apply_cache[role] = cached
+        elif any(a is not b for a, b in zip(cached[0], masks, strict=True)):
+            for i, (old, new) in enumerate(zip(cached[0], masks, strict=True)):
+                if old is not new:
+                    cached[2][i].copy_(new)
+            cached = (masks, cached[1], cached[2])
             self._apply_cache[role] = cached
         return cached[1], cached[2]
 
