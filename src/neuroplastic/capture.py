@@ -123,7 +123,9 @@ class _OptimizerView:
         self.groups: list[_GroupView] = []
         self.all_params: list[torch.Tensor] = []
         for group in optimizer.param_groups:
-            unsupported = [k for k in ("amsgrad", "maximize", "fused", "differentiable", "weight_decay") if group.get(k)]
+            unsupported = [
+                k for k in ("amsgrad", "maximize", "fused", "differentiable", "weight_decay") if group.get(k)
+            ]
             if unsupported:
                 raise NotImplementedError(f"the captured update's Adam does not support {', '.join(unsupported)}")
             params = [p for p in group["params"] if p.requires_grad]

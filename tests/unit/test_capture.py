@@ -86,11 +86,11 @@ def _drive_both(eager: loop.Run, captured: loop.Run, updater, start: int) -> Non
     _drive(captured, updater, start + 1, start + UPDATES)
 
 
-def _two_runs(agent: str, method: str) -> tuple[loop.Run, loop.Run, int]:
+def _two_runs(agent: str, method: str, device: str = "cpu") -> tuple[loop.Run, loop.Run, int]:
     cfg = _config(agent, method)
     runs = []
     for _ in range(2):
-        run = loop.build(cfg, torch.device("cpu"))
+        run = loop.build(cfg, torch.device(device))
         state = loop.LoopState()
         for t in range(1, cfg.start_steps + 1):
             loop.collect(run, state, t)
@@ -169,9 +169,29 @@ def test_modes_resolve():
 def test_eager_method_falls_back_with_a_warning(monkeypatch):
     from neuroplastic.methods.normalization import LayerNormMethod
 
-    eager, captured, start = _two_runs("td3", "layernorm")
+    _, captured, start = _two_runs("td3", "layernorm")
     monkeypatch.setattr(LayerNormMethod, "capture", "eager")
     with pytest.warns(UserWarning, match="cannot be captured"):
         updater = capture.CapturedUpdate(captured.agent, "compile", backend="eager")
     _drive(captured, updater, start + 1, start + 4)
     assert (updater.captured_updates, updater.eager_updates) == (0, 4)
+
+
+CUDA_METHODS = ["none", "ne", "ne_code", "redo", "reset", "plasticity_injection", "nap", "l2_init", "rigl", "gmp"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (benchmarks/gpu_check.sh runs this)")
+@pytest.mark.parametrize("mode", ["graphs", "compile"])
+@pytest.mark.parametrize("method", CUDA_METHODS)
+@pytest.mark.parametrize("agent", list(AGENT_SETUPS))
+def test_captured_update_matches_eager_on_cuda(agent, method, mode):
+    if mode == "compile" and (agent, method) != ("td3", "ne"):
+        pytest.skip("an inductor compile takes ~1 min; TD3+NE covers the compile path on CUDA (CPU covers the rest)")
+    eager, captured, start = _two_runs(agent, method, device="cuda")
+    updater = capture.CapturedUpdate(captured.agent, mode)
+    _drive_both(eager, captured, updater, start)
+    torch.cuda.synchronize()
+    assert updater.captured_updates >= UPDATES // 3, (updater.captured_updates, updater.eager_updates)
+    if mode == "graphs":
+        assert updater._graphs, "no CUDA graph was captured"
+    _assert_close(eager, captured)
