@@ -110,6 +110,7 @@ class _GroupView:
     steps: list[torch.Tensor]
     group: dict[str, Any]
     lr: torch.Tensor
+    lr_value: float
 
 
 class _OptimizerView:
@@ -140,14 +141,19 @@ class _OptimizerView:
                     steps=[s["step"] for s in states],
                     group=group,
                     lr=lr,
+                    lr_value=float(group["lr"]),
                 )
             )
             self.all_params.extend(params)
 
     def refresh_lr(self) -> None:
-        """Learning rates set on the host (NaP's linear schedule) reach the capture through a tensor."""
+        """Learning rates set on the host (NaP's linear schedule) reach the capture through a tensor (written
+        only when the value changed: on CUDA each write is a kernel launch)."""
         for g in self.groups:
-            g.lr.fill_(float(g.group["lr"]))
+            lr = float(g.group["lr"])
+            if lr != g.lr_value:
+                g.lr.fill_(lr)
+                g.lr_value = lr
 
     def step(self) -> None:
         """Adam (torch's non-fused update rule, weight decay 0) in a few foreach ops over all parameters of a
@@ -221,10 +227,15 @@ class CapturedUpdate:
             )
         self.views: dict[str, _OptimizerView] = {}
         self.scalars: dict[str, torch.Tensor] = {}
+        self._scalar_values: dict[str, float] = {}
+        # Adam has state for every parameter (checked per update until true; again after rebuilds when a
+        # `rebuild` method may drop state).
+        self._ready = False
         self._fingerprint: tuple | None = None
         self._compiled: dict[bool, Callable[[Batch], None]] = {}
         self._graphs: dict[bool, _Graph] = {}
         self._warmup_left = GRAPH_WARMUP_UPDATES
+        self._bodies = 0
         # Counters for tests and benchmarks: how many updates ran captured, eagerly, and how often it rebuilt.
         self.captured_updates = 0
         self.eager_updates = 0
@@ -273,9 +284,10 @@ class CapturedUpdate:
             for opt in agent.optimizers.values():
                 _make_capturable(opt)
         self.views = {role: _OptimizerView(opt, capturable) for role, opt in agent.optimizers.items()}
+        self._scalar_values = dict(agent.capture_scalars())
         self.scalars = {
             name: torch.tensor(float(v), dtype=torch.float32, device=agent.device)
-            for name, v in agent.capture_scalars().items()
+            for name, v in self._scalar_values.items()
         }
         self._compiled.clear()
         self._graphs.clear()
@@ -289,7 +301,9 @@ class CapturedUpdate:
         for view in self.views.values():
             view.refresh_lr()
         for name, v in self.agent.capture_scalars().items():
-            self.scalars[name].fill_(float(v))
+            if self._scalar_values.get(name) != v:
+                self.scalars[name].fill_(float(v))
+                self._scalar_values[name] = v
 
     # --- running -------------------------------------------------------------------------------
     def __call__(self, batch: Batch) -> None:
@@ -297,11 +311,10 @@ class CapturedUpdate:
         update = agent.updates + 1
         policy = agent.policy_update(update)
         roles = agent.update_roles(policy)
-        if (
-            self.eager_methods
-            or any(m.update_event(agent, update, roles) for m in agent.methods)
-            or not all(_optimizer_ready(agent.optimizers[r]) for r in roles if r in agent.optimizers)
-        ):
+        if not self._ready or self.watch_structure:
+            stepped = set(agent.update_roles(True)) | set(agent.update_roles(False))
+            self._ready = all(_optimizer_ready(agent.optimizers[r]) for r in stepped if r in agent.optimizers)
+        if self.eager_methods or not self._ready or any(m.update_event(agent, update, roles) for m in agent.methods):
             agent.update(batch)
             self.eager_updates += 1
             return
@@ -326,6 +339,10 @@ class CapturedUpdate:
         def body(batch: Batch) -> None:
             agent.learn(batch, rep, policy)
 
+        # Dynamo keeps its compiled entries (and their limit) per code object: a code object of its own per
+        # capture and build keeps captures of other agents in this process (tests, benchmarks) from counting.
+        self._bodies += 1
+        body.__code__ = body.__code__.replace(co_name=f"captured_update_{id(self):x}_{self._bodies}")
         return body
 
     def _run_compiled(self, batch: Batch, policy: bool) -> None:
@@ -391,13 +408,12 @@ def _shallow_copy(value: Any) -> Any:
 
 @contextmanager
 def _dynamo_settings() -> Iterator[None]:
-    """Dynamo traces `loss.backward()` into the graph only with `trace_autograd_ops` on. Every rebuild and each
-    policy/non-policy variant is a cache entry of the same code object, so the cache limit is raised, and
-    hitting it is an error rather than a silent fall back to eager."""
+    """Dynamo traces `loss.backward()` into the graph only with `trace_autograd_ops` on. Hitting the recompile
+    limit is an error rather than a silent fall back to eager."""
     import torch._dynamo
 
     config = torch._dynamo.config
-    wanted = {"trace_autograd_ops": True, "cache_size_limit": 64, "fail_on_cache_limit_hit": True}
+    wanted = {"trace_autograd_ops": True, "fail_on_cache_limit_hit": True}
     saved = {k: getattr(config, k) for k in wanted}
     for k, v in wanted.items():
         setattr(config, k, v)

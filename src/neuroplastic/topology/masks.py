@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from neuroplastic import capture
 from neuroplastic.nets import ACTIVATION_WIDTH, MLP, MaskedLinear
 from neuroplastic.topology.distribution import layer_sparsities
 
@@ -259,7 +260,8 @@ class Topology:
         online_masks = self._apply_cache[role][0]
         cached = self._target_cache.get(role)
         stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
-        if stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True)):
+        refreshed = stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True))
+        if refreshed:
             by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MaskedLinear)}
             target_weights = []
             for layer in self.sparse_layers(role):
@@ -268,7 +270,11 @@ class Topology:
                 target_weights.append(target.weight)
             cached = (targets[role], list(online_masks), target_weights)
             self._target_cache[role] = cached
-        if cached[2]:
+        # Between mask changes the product is the identity: online weights are zero outside their masks after
+        # every optimizer step (`apply_`), so a Polyak update keeps the target's masked entries at exactly zero.
+        # Multiplying only after a mask changed saves a pass over every sparse weight per target update. A
+        # captured update cannot see this host-side check, so it always multiplies.
+        if cached[2] and (refreshed or capture.tracing()):
             torch._foreach_mul_(cached[2], float_masks)
 
     # --- density (from masks, on the device) ----------------------------------------------------
