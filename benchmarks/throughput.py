@@ -153,7 +153,7 @@ class Case:
         self._sync()
         t0 = self.clock()
         for _ in range(n):
-            batch = run.methods.on_sample(run.replay, self.t)
+            batch = run.methods.on_sample(run.agent, run.replay, self.t)
             if batch is None:
                 batch = run.replay.sample(run.agent.params.batch_size)
             self.update(batch)

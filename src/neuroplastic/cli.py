@@ -16,7 +16,24 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _pin_gpu(args: argparse.Namespace) -> None:
+    """Workstation packing: claim the least loaded of `--gpus` GPUs before CUDA is initialised."""
+    if not args.gpus:
+        return
+    from neuroplastic import gpu_slots
+
+    slot_dir = Path(args.gpu_slot_dir or Path(args.out).resolve().parent.parent / "gpu-slots")
+    got = gpu_slots.pin_process(slot_dir, args.gpus, args.gpu_weight)
+    if not args.quiet:
+        print(f"pinned to GPU {got.device} (CUDA_VISIBLE_DEVICES)", file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        _pin_gpu(args)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from neuroplastic import config, loop
 
     try:
@@ -93,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
             help="torch threads (default: torch's choice, or $NEUROPLASTIC_THREADS)",
         )
         p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.add_argument(
+            "--gpus",
+            type=int,
+            default=0,
+            help="share a workstation's N GPUs with other runs: pin this run to the least loaded one (0: no pinning)",
+        )
+        p.add_argument(
+            "--gpu-slot-dir",
+            default=None,
+            help="where runs record which GPU they hold (default: <run dir>/../../gpu-slots, i.e. results/gpu-slots)",
+        )
+        p.add_argument(
+            "--gpu-weight",
+            type=int,
+            default=1,
+            help="this run's share of a GPU, in slots (for the least-loaded choice)",
+        )
         p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="resolve a run config and print it with its run id")

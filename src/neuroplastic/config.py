@@ -33,6 +33,7 @@ class _Strict(BaseModel):
 
 
 # --- continual (cycling) env: the `cycle:` mapping; only valid with `env: cycling` (see cycling.py) ---------
+# The one definition of the cycling env's id (envs, cycling and the figures import it).
 CYCLING_ENV_ID = "cycling"
 DEFAULT_CYCLE_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4")
 

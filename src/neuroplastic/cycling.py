@@ -14,7 +14,10 @@ actions have the largest action size; the dims a task does not have are sliced o
 stepped, so they have no effect on it. All tasks must share one action bound (Humanoid's ±0.4 cannot be mixed
 with the others' ±1). Per-task input/output layers over a shared trunk (`io: per_task`) are not implemented.
 
-Evaluation (`eval_envs`) covers every task at every eval point, so forgetting shows up in the metrics.
+The loop trains in `CyclingTrainingEnv` (`envs.make_training_env` builds it for `env: cycling`): its eval row
+covers every task at every eval point (`eval_return.<task>`, so forgetting shows up in the metrics, and
+`eval_return` = the task being trained), and its phase metrics (`cycle.phase`, `cycle.task_index`) go with
+every log row.
 """
 
 from __future__ import annotations
@@ -27,9 +30,7 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec as GymEnvSpec
 
 from neuroplastic import envs
-from neuroplastic.config import CycleConfig
-
-ENV_ID = envs.CYCLING_ENV_ID
+from neuroplastic.config import CYCLING_ENV_ID, CycleConfig
 
 # Action bound (±a in every dim) of each MuJoCo task; checked against the real envs by a unit test. It lets the
 # config be validated without building any env.
@@ -136,7 +137,7 @@ class CyclingEnv(envs.CompositeEnv):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim,), dtype=np.float64)
         self.action_space = gym.spaces.Box(-self.max_action, self.max_action, (self.act_dim,), dtype=np.float32)
         self.action_space.seed(seed)
-        self.spec = GymEnvSpec(ENV_ID, max_episode_steps=max(s.max_episode_steps for s in specs))
+        self.spec = GymEnvSpec(CYCLING_ENV_ID, max_episode_steps=max(s.max_episode_steps for s in specs))
         # Schedule state (all of it is in get_state):
         self.env_steps = 0  # env steps taken, all tasks together
         self.phase = 0  # phase of the current episode (task index = phase mod len(tasks))
@@ -223,6 +224,28 @@ def make_env(cycle: CycleConfig, seed: int) -> CyclingEnv:
     env = CyclingEnv(cycle, seed)
     env.reset(seed=seed)
     return env
+
+
+class CyclingTrainingEnv(envs.TrainingEnv):
+    """`env: cycling` as the loop sees it: evaluation on every task, the phase in every log row."""
+
+    env: CyclingEnv
+
+    def __init__(self, cycle: CycleConfig, seed: int) -> None:
+        super().__init__(make_env(cycle, seed), CYCLING_ENV_ID)
+
+    def eval_row(self, agent: envs.Policy, episodes: int, seed: int) -> dict[str, float]:
+        row = {}
+        for task, env in eval_envs(self.env, seed):
+            row[f"eval_return.{task}"] = envs.mean_episode_return(agent, env, episodes, seed)
+            env.close()
+        # `eval_return` is the task being trained, so figures of single-task runs read cycling runs too.
+        row["eval_return"] = row[f"eval_return.{self.env.step_task_id}"]
+        row.update(self.phase_metrics())
+        return row
+
+    def phase_metrics(self) -> dict[str, float]:
+        return self.env.phase_metrics()
 
 
 def eval_envs(env: CyclingEnv, seed: int) -> list[tuple[str, PaddedTask]]:

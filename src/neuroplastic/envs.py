@@ -5,7 +5,10 @@
   (`dmc-pixels:<domain>-<task>`): see `neuroplastic.dmc`.
 
 Every env is built by `make_env(env_id, seed, options)`; the training env is seeded with `seed`, the evaluation
-env with `seed + EVAL_SEED_OFFSET` (the TD3 author code's convention). `get_state`/`set_state` capture the full
+env with `seed + EVAL_SEED_OFFSET` (the TD3 author code's convention). The loop trains in the `TrainingEnv` that
+`make_training_env(cfg)` returns: the env it steps, plus what the env adds to the log (its evaluation row and
+phase metrics), so the loop knows no env by name. Envs built from more of the run config than an id (the
+continual `cycling` env, cycling.py) come through the same function. `get_state`/`set_state` capture the full
 simulator state (MjData, including solver warm-start), the env's RNG and the time-limit counter (for DMC also
 the task RNG, the step counters and the frame stack), so a run resumed from a checkpoint mid-episode continues
 bit-identically. `options` (the run config's `env_options`) tune DMC envs (episode length, action repeat, ...);
@@ -17,10 +20,15 @@ from __future__ import annotations
 import pickle
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+
+from neuroplastic.config import CYCLING_ENV_ID
+
+if TYPE_CHECKING:
+    from neuroplastic.config import RunConfig
 
 EVAL_SEED_OFFSET = 100
 
@@ -41,10 +49,6 @@ class EnvSpec:
     action_repeat: int = 1
 
 
-# --- composite envs: built from more of the run config than an id (the `cycling` env, see cycling.py) ---------
-CYCLING_ENV_ID = "cycling"
-
-
 class CompositeEnv(gym.Env):
     """An env made of other envs; it saves and restores its own state (`get_state`/`set_state` below defer)."""
 
@@ -55,7 +59,92 @@ class CompositeEnv(gym.Env):
         raise NotImplementedError
 
 
-# ---------------------------------------------------------------------------------------------------------------
+class Policy(Protocol):
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray: ...
+
+
+class TrainingEnv:
+    """The env a run trains in, as the loop sees it: the gym API of the wrapped `env` (reset, step, spaces,
+    spec, close); `eval_row` and `phase_metrics`, what the env adds to the metrics log; `get_state`/`set_state`
+    to resume it exactly.
+
+    This base evaluates on a fresh env of the same id and has no phases; envs that need more (the cycling
+    env evaluates every task and reports its phase) subclass it.
+    """
+
+    def __init__(self, env: Any, env_id: str, options: dict[str, Any] | None = None) -> None:
+        self.env = env
+        self.env_id = env_id
+        self.options = options or {}
+
+    # --- the wrapped env's gym API --------------------------------------------------------------
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        return self.env.action_space
+
+    @property
+    def observation_space(self) -> gym.spaces.Space:
+        return self.env.observation_space
+
+    @property
+    def spec(self) -> Any:
+        return self.env.spec
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.env.unwrapped
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
+        return self.env.reset(**kwargs)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.env.step(action)
+
+    def close(self) -> None:
+        self.env.close()
+
+    # --- what the env adds to the run -----------------------------------------------------------
+
+    def eval_row(self, agent: Policy, episodes: int, seed: int) -> dict[str, float]:
+        """The eval row: `eval_return`, the mean return of `episodes` deterministic episodes on a fresh env
+        seeded `seed` (the loop passes run seed + EVAL_SEED_OFFSET)."""
+        env = make_env(self.env_id, seed, self.options)
+        try:
+            return {"eval_return": mean_episode_return(agent, env, episodes, seed)}
+        finally:
+            env.close()
+
+    def phase_metrics(self) -> dict[str, float]:
+        """Metrics that describe where the env's schedule is (logged with every training row); none here."""
+        return {}
+
+    def get_state(self) -> bytes:
+        return get_state(self.env)
+
+    def set_state(self, blob: bytes) -> None:
+        set_state(self.env, blob)
+
+
+def mean_episode_return(agent: Policy, env: Any, episodes: int, seed: int) -> float:
+    """Mean return of `episodes` deterministic episodes; `env` is reset with `seed` before the first one."""
+    total = 0.0
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed) if ep == 0 else env.reset()
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+            total += float(reward)
+            done = terminated or truncated
+    return total / episodes
+
+
+def make_training_env(cfg: RunConfig) -> TrainingEnv:
+    """The env of run config `cfg`, seeded with `cfg.seed` (not yet reset by the caller's seed)."""
+    if cfg.env == CYCLING_ENV_ID:
+        from neuroplastic import cycling
+
+        return cycling.CyclingTrainingEnv(cfg.cycle, cfg.seed)
+    return TrainingEnv(make_env(cfg.env, cfg.seed, cfg.env_options), cfg.env, cfg.env_options)
 
 
 def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | None:
@@ -76,7 +165,7 @@ def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | 
 
 def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> gym.Env:
     if env_id == CYCLING_ENV_ID:
-        raise ValueError(f"env {CYCLING_ENV_ID!r} is built from the run's `cycle:` mapping by cycling.make_env")
+        raise ValueError(f"env {CYCLING_ENV_ID!r} is built from the run's `cycle:` mapping by make_training_env")
     problem = env_id_problem(env_id, options)
     if problem:
         raise ValueError(problem)
@@ -104,7 +193,7 @@ def spec_of(env: gym.Env) -> EnvSpec:
         max_action=high,
         max_episode_steps=int(env.spec.max_episode_steps),
         obs_shape=tuple(int(d) for d in env.observation_space.shape),
-        action_repeat=int(getattr(env, "action_repeat", 1)),
+        action_repeat=int(getattr(env.unwrapped, "action_repeat", 1)),
     )
 
 
@@ -121,7 +210,7 @@ def get_state(env: gym.Env) -> bytes:
     """Everything needed to continue `env` bit-identically."""
     from neuroplastic.dmc import DMCEnv
 
-    if isinstance(env, CompositeEnv | DMCEnv):
+    if isinstance(env, TrainingEnv | CompositeEnv | DMCEnv):
         return env.get_state()
     base = env.unwrapped
     limit = _time_limit(env)
@@ -140,7 +229,7 @@ def set_state(env: gym.Env, blob: bytes) -> None:
 
     from neuroplastic.dmc import DMCEnv
 
-    if isinstance(env, CompositeEnv | DMCEnv):
+    if isinstance(env, TrainingEnv | CompositeEnv | DMCEnv):
         env.set_state(blob)
         return
     state = pickle.loads(blob)

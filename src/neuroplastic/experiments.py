@@ -304,11 +304,9 @@ def expand(cfg: dict[str, Any]) -> Plan:
 
 
 def _check_figures(plan: Plan) -> None:
-    from neuroplastic.analysis.figures import figure_problems
+    from neuroplastic.figures import plan_problems
 
-    problems = []
-    for name, spec in plan.config["figures"].items():
-        problems += [f"figures.{name}: {p}" for p in figure_problems(spec, plan)]
+    problems = plan_problems(plan)
     if problems:
         raise WorkflowConfigError("invalid workflow config\n  " + "\n  ".join(problems))
 

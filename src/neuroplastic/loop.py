@@ -8,8 +8,8 @@ Iteration t (t = 1..steps) takes environment step t:
   4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
      so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
      `methods.on_update`;
-  5. every `log_every` steps: losses and plasticity metrics; every `eval_every` steps: `eval_return` (the
-     `cycling` env adds `eval_return.<task>` for every task and `cycle.phase`/`cycle.task_index`, see cycling.py);
+  5. every `log_every` steps: losses, plasticity metrics and the env's phase metrics; every `eval_every` steps:
+     the env's eval row (`eval_return`; the `cycling` env adds every task's return, see `envs.TrainingEnv`);
   6. every `checkpoint_every` steps: an atomic checkpoint of everything.
 A resumed run restores all of this and continues bit-identically (on CPU).
 """
@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuroplastic import capture, cycling, envs, metrics, runlog
+from neuroplastic import capture, envs, metrics, runlog
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
 from neuroplastic.methods import RunContext, build_stack
 from neuroplastic.methods.base import MethodStack
+from neuroplastic.replay import Replay
 from neuroplastic.seeding import global_rng_state, seed_everything, set_global_rng_state
 
 CHECKPOINT_FORMAT = 1
@@ -71,10 +72,10 @@ class Run:
 
     cfg: RunConfig
     device: torch.device
-    env: Any
+    env: envs.TrainingEnv
     agent: Agent
     methods: MethodStack
-    replay: Any
+    replay: Replay
     metrics_gen: torch.Generator
     obs: np.ndarray
     # The update function: `agent.update` (eager) or a captured update (`--compile`, capture.py).
@@ -83,10 +84,7 @@ class Run:
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
     seed_everything(cfg.seed)
-    if cfg.env == cycling.ENV_ID:
-        env = cycling.make_env(cfg.cycle, cfg.seed)
-    else:
-        env = envs.make_env(cfg.env, cfg.seed, cfg.env_options)
+    env = envs.make_training_env(cfg)
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
@@ -130,49 +128,17 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
         loop.update_credit += run.agent.replay_ratio
         while loop.update_credit >= 1.0:
             loop.update_credit -= 1.0
-            batch = run.methods.on_sample(run.replay, t)
+            batch = run.methods.on_sample(run.agent, run.replay, t)
             if batch is None:
                 batch = run.replay.sample(run.agent.params.batch_size)
             (run.update or run.agent.update)(batch)
             run.methods.on_update(run.agent, batch, t)
 
 
-def evaluate(run: Run) -> float:
-    """Mean return of `eval_episodes` deterministic episodes on a fresh env seeded seed+100."""
+def evaluate(run: Run) -> dict[str, float]:
+    """The env's eval row (`eval_return`, ...): deterministic episodes on fresh envs seeded seed+100."""
     cfg = run.cfg
-    env = envs.make_env(cfg.env, cfg.seed + envs.EVAL_SEED_OFFSET, cfg.env_options)
-    mean = mean_episode_return(run.agent, env, cfg.eval_episodes, cfg.seed + envs.EVAL_SEED_OFFSET)
-    env.close()
-    return mean
-
-
-def mean_episode_return(agent: Agent, env: Any, episodes: int, seed: int) -> float:
-    """Mean return of `episodes` deterministic episodes; `env` is reset with `seed` before the first one."""
-    total = 0.0
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed) if ep == 0 else env.reset()
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
-            total += float(reward)
-            done = terminated or truncated
-    return total / episodes
-
-
-def evaluate_all(run: Run) -> dict[str, float]:
-    """The eval row: `eval_return`; for the cycling env also every task's return and the current phase."""
-    if not isinstance(run.env, cycling.CyclingEnv):
-        return {"eval_return": evaluate(run)}
-    cfg = run.cfg
-    seed = cfg.seed + envs.EVAL_SEED_OFFSET
-    row = {}
-    for task, env in cycling.eval_envs(run.env, seed):
-        row[f"eval_return.{task}"] = mean_episode_return(run.agent, env, cfg.eval_episodes, seed)
-        env.close()
-    # `eval_return` is the task being trained, so figures of single-task runs read cycling runs too.
-    row["eval_return"] = row[f"eval_return.{run.env.step_task_id}"]
-    row.update(run.env.phase_metrics())
-    return row
+    return run.env.eval_row(run.agent, cfg.eval_episodes, cfg.seed + envs.EVAL_SEED_OFFSET)
 
 
 class Progress:
@@ -266,8 +232,7 @@ def _log_training(run: Run, step: int) -> dict[str, float]:
         values.update(metrics.plasticity(agent.hidden_activations(batch)))
     values.update(metrics.density(agent.nets))
     values.update(run.methods.log_metrics(agent, run.replay, step))
-    if isinstance(run.env, cycling.CyclingEnv):
-        values.update(run.env.phase_metrics())
+    values.update(run.env.phase_metrics())
     return values
 
 
@@ -293,6 +258,13 @@ def train(
     done = out / runlog.DONE
     if done.exists():
         print(f"[{rid}] already done: {done}", file=sys.stderr)
+        return done
+    if cfg_path.exists() and (out / runlog.MANIFEST_JSON).is_file() and (out / runlog.METRICS_PARQUET).is_file():
+        # The manifest is written only after training finished and the parquet is complete. A scheduler that
+        # deletes `done` (Snakemake does, for every job of a failed job group) gets it back without retraining.
+        rows = len(runlog.read_jsonl(out / runlog.METRICS_JSONL))
+        runlog.atomic_write(done, (json.dumps({"run_id": rid, "rows": rows}) + "\n").encode())
+        print(f"[{rid}] already complete (manifest.json); restored {done} without training", file=sys.stderr)
         return done
     runlog.atomic_write(cfg_path, text.encode())
 
@@ -322,7 +294,7 @@ def train(
             if t % cfg.log_every == 0:
                 row.update(_log_training(run, t))
             if t % cfg.eval_every == 0:
-                row.update(evaluate_all(run))
+                row.update(evaluate(run))
                 if bar:
                     bar.eval(row["eval_return"])
             log.write(t, row)

@@ -22,7 +22,52 @@ class Batch(NamedTuple):
     not_done: torch.Tensor  # (B, 1); 0 only for true terminations, never for time limits
 
 
-class ReplayBuffer:
+class Replay:
+    """What the loop, agents and methods use of a replay buffer; `ReplayBuffer` and `PixelReplay` implement it."""
+
+    generator: torch.Generator
+
+    def __len__(self) -> int:
+        """Transitions that can be sampled now."""
+        raise NotImplementedError
+
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminated: bool,
+        truncated: bool = False,
+    ) -> None:
+        """Store one transition. `terminated` ends bootstrapping; `truncated` (a time limit) does not, it only
+        ends the episode for buffers that track episodes."""
+        raise NotImplementedError
+
+    def indices(
+        self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """`batch_size` uniform draws over the stored window, or over its oldest fraction `oldest`, with the
+        buffer's own generator unless `generator` is given."""
+        raise NotImplementedError
+
+    def gather(self, idx: torch.Tensor) -> Batch:
+        """The transitions at `idx` (from `indices`), on the training device."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None) -> Batch:
+        return self.gather(self.indices(batch_size, oldest, generator))
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+class ReplayBuffer(Replay):
+    """Vector observations, every array on the training device."""
+
     def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: torch.device, seed: int) -> None:
         self.capacity = int(capacity)
         self.device = device
@@ -39,16 +84,7 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(
-        self,
-        obs: np.ndarray,
-        action: np.ndarray,
-        reward: float,
-        next_obs: np.ndarray,
-        terminated: bool,
-        truncated: bool = False,
-    ) -> None:
-        """Store one transition; `truncated` (a time limit) only matters to buffers that track episodes."""
+    def add(self, obs, action, reward, next_obs, terminated, truncated=False) -> None:
         i = self.ptr
         self.obs[i] = torch.as_tensor(obs, dtype=torch.float32)
         self.action[i] = torch.as_tensor(action, dtype=torch.float32)
@@ -58,8 +94,7 @@ class ReplayBuffer:
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def indices(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None):
-        """Uniform indices over the stored window, or over its oldest fraction `oldest`."""
+    def indices(self, batch_size, oldest=None, generator=None) -> torch.Tensor:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         g = self.generator if generator is None else generator
@@ -70,8 +105,7 @@ class ReplayBuffer:
         # When full, the oldest entry sits at `ptr` and the window wraps around.
         return (offsets + self.ptr) % self.capacity
 
-    def sample(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None) -> Batch:
-        idx = self.indices(batch_size, oldest, generator)
+    def gather(self, idx: torch.Tensor) -> Batch:
         return Batch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.not_done[idx])
 
     def state_dict(self) -> dict:
@@ -117,7 +151,7 @@ class ReplayMemoryError(MemoryError):
     """The machine lacks the memory a replay buffer would need."""
 
 
-class PixelReplay:
+class PixelReplay(Replay):
     """Replay for stacked pixel observations that stores every frame once, as uint8.
 
     Storage is a ring of *slots*, one per time step, as in DrQ-v2's episode files: slot j holds the frame
@@ -241,15 +275,7 @@ class PixelReplay:
         self.filled = min(self.filled + 1, c)
         return j
 
-    def add(
-        self,
-        obs: np.ndarray,
-        action: np.ndarray,
-        reward: float,
-        next_obs: np.ndarray,
-        terminated: bool,
-        truncated: bool = False,
-    ) -> None:
+    def add(self, obs, action, reward, next_obs, terminated, truncated=False) -> None:
         fc = self.frame_shape[0]
         if not self.in_episode:
             # First step of an episode: store the reset frame (the last frame of the reset stack).
@@ -283,7 +309,7 @@ class PixelReplay:
             cand = kept if kept.numel() else cand[age.argmin().reshape(1)]
         return cand
 
-    def indices(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None):
+    def indices(self, batch_size, oldest=None, generator=None) -> torch.Tensor:
         cand = self._candidates(oldest)
         g = self.generator if generator is None else generator
         pick = torch.randint(0, cand.numel(), (batch_size,), generator=g, device=g.device)
@@ -324,9 +350,6 @@ class PixelReplay:
             next_obs.to(dev),
             not_done.to(dev),
         )
-
-    def sample(self, batch_size: int, oldest: float | None = None, generator: torch.Generator | None = None) -> Batch:
-        return self.gather(self.indices(batch_size, oldest, generator))
 
     # --- checkpointing -----------------------------------------------------------------------------
     def state_dict(self) -> dict:

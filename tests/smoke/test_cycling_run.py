@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from neuroplastic import config, loop
-from neuroplastic.analysis import cycling_figure
+from neuroplastic import config, figures, loop
+from neuroplastic.figures.kinds import cycling
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -57,11 +57,11 @@ def test_every_eval_step_has_every_task_and_the_phase(tmp_path):
 
     # The cycling figure reads these logs (as the workflow's curves table) and finds the cycle and its phases.
     curves = df.assign(experiment="cyc", label="TD3", variant="TD3", env="cycling", seed=0, run_id="r")
-    assert cycling_figure.infer_task_order(curves) == TASKS
-    st = {"curve_reps": 50, "confidence": 0.95, "seed": 0}
-    data = cycling_figure.compute({"experiment": "cyc"}, curves, st, cycling_figure.bootstrap_mean_ci)
-    assert [(p, e) for p, _, e in cycling_figure.phases(data)] == [(k, PHASE * (k + 1)) for k in range(len(TASKS))]
-    cycling_figure.draw({}, data).savefig(tmp_path / "cycling.png")
+    assert cycling.infer_task_order(curves) == TASKS
+    spec = figures.parse_spec({"kind": "cycling", "experiment": "cyc", "stats": {"curve_reps": 50}})
+    data = figures.compute(spec, figures.AggregateTables(frames={"cyc": (curves, curves)}))
+    assert [(p, e) for p, _, e in cycling.phases(data)] == [(k, PHASE * (k + 1)) for k in range(len(TASKS))]
+    assert figures.render_to_files(spec, data, tmp_path / "cycling")[1].stat().st_size > 1000
 
 
 def test_resume_in_the_middle_of_a_phase_is_bit_identical(tmp_path, monkeypatch, capsys):

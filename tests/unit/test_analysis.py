@@ -1,8 +1,8 @@
-"""Aggregation, statistics, figures and tables on synthetic run directories and tidy tables (no training)."""
+"""Aggregation and statistics on synthetic run directories and tidy tables (no training). The figure kinds
+are tested in tests/unit/figures/."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,19 +11,8 @@ import pandas as pd
 import pytest
 
 from neuroplastic import config, runlog
-from neuroplastic.analysis import aggregate, figures, stats, tables
+from neuroplastic.analysis import aggregate, stats
 from tests.conftest import tiny_config
-
-STATS = {
-    "seed": 0,
-    "reps": 300,
-    "curve_reps": 100,
-    "profile_reps": 100,
-    "confidence": 0.95,
-    "final_fraction": 0.5,
-    "reference": {"experiment": None, "label": "TD3"},
-}
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # synthetic run directories
@@ -179,146 +168,3 @@ def test_normalisation_and_reference_errors():
         stats.reference_means(bad, "TD3", ["E"], "eval_return")
     with pytest.raises(stats.StatsError, match="no 'eval_return' scores for variant 'X'"):
         stats.score_matrices(final, ["X"], ["E"], "eval_return")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# figures and tables from synthetic tidy tables
-
-
-def _synthetic_aggregates(root: Path) -> None:
-    """Experiment `exp`: 2 envs × 4 seeds; TD3, NE and sparse variants with sparsity/family/distribution tags."""
-    rng = np.random.default_rng(0)
-    variants = [("TD3", "TD3", {}), ("NE", "NE", {})]
-    for family in ("Static", "SET"):
-        for dist in ("erk", "uniform"):
-            for s in (0.5, 0.9):
-                variants.append(
-                    (
-                        family,
-                        f"{family}[{dist},sparsity={s:g}]",
-                        {"family": family, "distribution": dist, "sparsity": s},
-                    )
-                )
-    rows = []
-    for label, variant, tags in variants:
-        for env_i, env in enumerate(("E1", "E2")):
-            for seed in range(4):
-                level = {"TD3": 100.0, "NE": 150.0}.get(label, 120.0 - 40 * tags.get("sparsity", 0))
-                for step in (100, 200, 300):
-                    ret = level * (env_i + 1) * step / 300 + seed + rng.normal(0, 1)
-                    for metric, value in (("eval_return", ret), ("fau.critic", 0.3 + 0.1 * seed)):
-                        rows.append(
-                            {
-                                "experiment": "exp",
-                                "label": label,
-                                "variant": variant,
-                                "env": env,
-                                "seed": seed,
-                                "run_id": f"{abs(hash((variant, env, seed))) % 16**12:012x}",
-                                "tag_family": tags.get("family"),
-                                "tag_distribution": tags.get("distribution"),
-                                "tag_sparsity": tags.get("sparsity"),
-                                "step": step,
-                                "metric": metric,
-                                "value": value,
-                            }
-                        )
-    curves = pd.DataFrame(rows)
-    final = aggregate.final_values(curves, 0.34)  # last of 3 points
-    aggregate.write_table(curves, root / "exp" / "curves")
-    aggregate.write_table(final, root / "exp" / "final")
-
-
-SPECS = {
-    "curves": {"kind": "curves", "metrics": ["eval_return", "fau.critic"], "labels": ["TD3", "NE"]},
-    "final_bars": {"kind": "final_bars", "labels": ["TD3", "NE"]},
-    "score_vs_param": {
-        "kind": "score_vs_param",
-        "labels": ["TD3", "Static", "SET"][1:],
-        "x": "sparsity",
-        "hue": "family",
-        "style": "distribution",
-        "reference": {"label": "TD3"},
-    },
-    "aggregate_intervals": {"kind": "aggregate_intervals", "labels": ["TD3", "NE"]},
-    "performance_profile": {"kind": "performance_profile", "labels": ["TD3", "NE"]},
-    "probability_of_improvement": {"kind": "probability_of_improvement", "labels": ["TD3", "NE"], "target": "NE"},
-    "final_table": {"kind": "final_table", "labels": ["TD3", "NE"]},
-    "aggregate_table": {"kind": "aggregate_table", "labels": ["TD3", "NE"]},
-}
-
-
-def _spec(kind: str) -> dict:
-    return {"name": f"fig_{kind}", "experiment": "exp", "stats": STATS, "palette": {"NE": "#d62728"}, **SPECS[kind]}
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def aggregates(tmp_path_factory):
-    root = tmp_path_factory.mktemp("agg")
-    _synthetic_aggregates(root)
-    return root
-
-
-@pytest.mark.parametrize("kind", list(SPECS))
-def test_every_kind_renders_byte_identically(kind, aggregates, tmp_path):
-    spec = _spec(kind)
-    data = figures.compute(spec, aggregates)
-    figures.write_data(data, tmp_path / "data.csv")
-    reread = figures.read_data(tmp_path / "data.csv")
-    first = figures.render_to_files(spec, reread, tmp_path / "a" / spec["name"])
-    second = figures.render_to_files(spec, figures.read_data(tmp_path / "data.csv"), tmp_path / "b" / spec["name"])
-    expected = (".csv", ".md", ".tex") if kind in figures.TABLE_KINDS else (".pdf", ".png")
-    assert [p.suffix for p in first] == list(expected)
-    for p, q in zip(first, second, strict=True):
-        assert p.stat().st_size > 150
-        assert _sha(p) == _sha(q), f"{p.name} differs between two renders"
-    if kind not in figures.TABLE_KINDS:
-        pdf = first[0].read_bytes()
-        assert b"CreationDate" not in pdf and b"ModDate" not in pdf
-    # Statistics are seeded: computing the data again gives the same table.
-    pd.testing.assert_frame_equal(data, figures.compute(spec, aggregates))
-
-
-def test_curves_data_is_the_mean_over_seeds(aggregates):
-    data = figures.compute(_spec("curves"), aggregates)
-    curves = pd.read_parquet(aggregates / "exp" / "curves.parquet")
-    cell = curves[(curves["variant"] == "NE") & (curves["env"] == "E2") & (curves["metric"] == "eval_return")]
-    expected = cell.groupby("step")["value"].mean()
-    got = data[(data["group"] == "NE") & (data["env"] == "E2") & (data["metric"] == "eval_return")]
-    assert got["point"].to_numpy() == pytest.approx(expected.to_numpy())
-    assert (got["ci_low"] <= got["point"]).all() and (got["point"] <= got["ci_high"]).all()
-    fau = data[(data["group"] == "TD3") & (data["metric"] == "fau.critic")]
-    assert fau["point"].to_numpy() == pytest.approx(np.full(len(fau), 0.45))  # mean of 0.3..0.6
-
-
-def test_score_vs_param_groups_by_hue_style_and_x(aggregates):
-    data = figures.compute(_spec("score_vs_param"), aggregates)
-    assert len(data) == 2 * 2 * 2  # families × distributions × sparsities
-    assert set(data["hue"]) == {"Static", "SET"} and set(data["style"]) == {"erk", "uniform"}
-    assert sorted(set(data["x"])) == [0.5, 0.9]
-    # Normalised by TD3: level (120 − 40 s) vs TD3's 100 → sparser is worse.
-    s5 = data[(data["x"] == 0.5) & (data["hue"] == "SET")]["point"]
-    s9 = data[(data["x"] == 0.9) & (data["hue"] == "SET")]["point"]
-    assert (s5.to_numpy() > s9.to_numpy()).all()
-    assert s5.iloc[0] == pytest.approx(1.0, abs=0.08)
-
-
-def test_final_table_bold_best_and_latex_escaping(aggregates):
-    spec = {**_spec("final_table"), "labels": ["TD3", "NE"]}
-    data = figures.compute(spec, aggregates)
-    md = tables.to_markdown(spec, data)
-    assert md.count("**") == 2 * 2 + 2  # title + best cell per env
-    ne_e1 = data[(data["group"] == "NE") & (data["env"] == "E1")]["point"].item()
-    assert f"**{ne_e1:.1f}**" in md
-    tex = tables.to_latex({**spec, "labels": ["TD3", "NE"]}, data.assign(group=data["group"] + "_x"))
-    assert r"NE\_x" in tex and r"\textbf{" in tex and tex.startswith("% generated")
-
-
-def test_metric_not_logged_is_a_clear_error(aggregates):
-    spec = {**_spec("curves"), "metrics": ["density.critic"]}
-    with pytest.raises(figures.FigureError, match=r"density\.critic.*not logged"):
-        figures.compute(spec, aggregates)

@@ -76,7 +76,7 @@ def _drive(run: loop.Run, update, first: int, last: int) -> None:
     for t in range(first, last + 1):
         run.agent.env_step = t
         run.methods.on_step(run.agent, t)
-        batch = run.methods.on_sample(run.replay, t)
+        batch = run.methods.on_sample(run.agent, run.replay, t)
         if batch is None:
             batch = run.replay.sample(run.agent.params.batch_size)
         update(batch)

@@ -115,8 +115,8 @@ def test_figure_problems_are_reported_before_anything_runs():
         plan_from_dict(cfg)
     msg = str(err.value)
     assert "figures.a: experiment 'nope' is not declared" in msg
-    assert "figures.b: probability_of_improvement needs `target`" in msg
-    assert "figures.c: key 'target' does not apply to kind 'curves'" in msg
+    assert "figures.b: missing key 'target' for kind probability_of_improvement" in msg
+    assert "figures.c: unknown key 'target' for kind curves" in msg
     assert "figures.c: label 'Nope' is not a variant" in msg
     assert "figures.d: x: tag 'sparsity' is missing" in msg
     assert "figures.e: reference label 'Ghost'" in msg

@@ -25,8 +25,9 @@ class Trace(Method):
     def on_step(self, agent, step):
         CALLS.append(("on_step", step))
 
-    def on_sample(self, replay, step):
-        CALLS.append(("on_sample", step))
+    def on_sample(self, agent, replay, step):
+        # The agent is handed in (its update count: updates done before this sample's update).
+        CALLS.append(("on_sample", step, agent.updates))
         return None
 
     def extra_loss(self, agent, net):
@@ -79,7 +80,7 @@ def test_hooks_run_in_documented_order(tmp_path):
     assert body[:3] == [("on_step", 1), ("on_step", 2), ("on_step", 3)]
     step4 = [
         ("on_step", 4),
-        ("on_sample", 4),
+        ("on_sample", 4, 0),
         ("extra_loss", "critic"),
         ("before_opt", "critic", 1),
         ("after_opt", "critic", 1),
@@ -87,7 +88,7 @@ def test_hooks_run_in_documented_order(tmp_path):
     ]
     step5 = [
         ("on_step", 5),
-        ("on_sample", 5),
+        ("on_sample", 5, 1),
         ("extra_loss", "critic"),
         ("before_opt", "critic", 2),
         ("after_opt", "critic", 2),

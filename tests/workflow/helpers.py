@@ -66,6 +66,12 @@ def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.Com
     return subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=timeout, cwd=workdir)
 
 
+def snakemake_popen(workdir: Path, *args: str) -> subprocess.Popen:
+    """Snakemake in the background (for tests that act on a run while the workflow is going)."""
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=workdir)
+
+
 def neuroplastic(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "neuroplastic.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=timeout, cwd=cwd or REPO)

@@ -5,13 +5,17 @@ found nor installed (no root or no apt)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import warnings
 
 import pytest
 
-from tests.workflow.helpers import REPO, snakemake, tiny_config, write_yaml
+from tests.workflow.helpers import REPO, env, snakemake, snakemake_popen, tiny_config, write_yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -61,3 +65,99 @@ def test_smoke_subset_runs_through_slurm(slurm_cluster, tmp_path):
     figures = tmp_path / "paper_figures" / "slurm"
     assert (figures / "MANIFEST.json").is_file()
     assert (figures / "main_final_table.md").read_text().count("|") > 4
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"snakemake ended before {what}:\n{out[-3000:]}\n{err[-5000:]}")
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_packed_group_survives_a_killed_run(slurm_cluster, tmp_path):
+    """Two runs packed into one sbatch job (`train.runs_per_gpu: 2`); one is killed with SIGKILL mid-way. The
+    retry resumes only that run, from its checkpoint, bit-identically; the other run is not trained again."""
+    cfg = tiny_config(name="pack", envs=1, variants=1, seeds=2, figure_kinds=("final_table",))
+    cfg["run"].update({"steps": 1600, "start_steps": 300, "eval_every": 400, "log_every": 200, "checkpoint_every": 400})
+    cfg["train"].update({"runs_per_gpu": 2, "threads": 1, "gpu": 0, "device": "cpu"})
+    write_yaml(cfg, tmp_path / "config.yaml")
+    proc = snakemake_popen(
+        tmp_path,
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "slurm"),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        "--slurm-keep-successful-logs",
+        "--jobs",
+        "4",
+    )
+    runs = tmp_path / "results" / "runs"
+    ckpts = tmp_path / "results" / "ckpt"
+    _wait_for(lambda: any(ckpts.glob("*/*.complete")), 900, "a first checkpoint", proc)
+    victim = sorted(ckpts.glob("*/*.complete"))[0].parent.name
+    pids = subprocess.run(
+        ["pgrep", "-f", f"neuroplastic.cli train results/configs/{victim}.json"], capture_output=True, text=True
+    ).stdout.split()
+    assert pids, f"no training process found for run {victim}"
+    time.sleep(0.5)  # past the checkpoint, so that work is lost and redone
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    out, err = proc.communicate(timeout=1200)
+    (tmp_path / "snakemake.log").write_text(out + err)
+    assert proc.returncode == 0, out[-4000:] + err[-6000:]
+
+    run_ids = sorted(p.name for p in runs.iterdir())
+    assert len(run_ids) == 2 and victim in run_ids
+    other = next(r for r in run_ids if r != victim)
+    manifests = {r: json.loads((runs / r / "manifest.json").read_text()) for r in run_ids}
+    assert manifests[victim]["resumes"] == 1
+    assert manifests[other]["resumes"] == 0
+
+    # One sbatch job trained both runs (the group); the retry's job trained only the killed one.
+    train_jobs = sorted(
+        (tmp_path / "results" / "logs" / "slurm").glob("group_train-*/*.log"), key=lambda p: int(p.stem)
+    )
+    assert len(train_jobs) == 2, train_jobs
+    first, retry = (p.read_text() for p in train_jobs)
+    assert all(f"train:run_id={r}" in first for r in run_ids), first[-3000:]
+    # Snakemake re-submits the whole failed group (and deletes its `done` files first); the finished run only
+    # gets its `done` back from its manifest, while the killed one resumes from its checkpoint.
+    assert all(f"train:run_id={r}" in retry for r in run_ids), retry[-3000:]
+    other_log = (tmp_path / "results" / "logs" / "train" / f"{other}.log").read_text()
+    assert "restored" in other_log and "without training" in other_log, other_log
+    victim_log = (tmp_path / "results" / "logs" / "train" / f"{victim}.log").read_text()
+    assert "resumed from checkpoint" in victim_log, victim_log
+
+    # The resumed run is bit-identical to an uninterrupted run of the same config.
+    reference = tmp_path / "reference"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "neuroplastic.cli",
+            "train",
+            str(tmp_path / "results" / "configs" / f"{victim}.json"),
+            "--out",
+            str(reference),
+            "--quiet",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (runs / victim / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from neuroplastic import figures
 from neuroplastic.experiments import plan_from_file
 from tests.workflow.helpers import REPO, load_yaml, neuroplastic, snakemake, tiny_config, write_yaml
 
@@ -103,9 +104,8 @@ def test_tiny_dag_renders_every_figure_with_manifest(tiny_dag):
     out = work / "paper_figures" / "tiny"
     manifest = _manifest(out)
     for fig, spec in cfg["figures"].items():
-        exts = ("csv", "md", "tex") if spec["kind"] in ("final_table", "aggregate_table") else ("pdf", "png")
-        for ext in exts:
-            name = f"{fig}.{ext}"
+        for ext in figures.suffixes(spec["kind"]):
+            name = f"{fig}{ext}"
             assert name in manifest, name
             assert manifest[name]["sha256"] == _sha(out / name)
     assert len(list((work / "results" / "runs").iterdir())) == 4

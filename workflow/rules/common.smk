@@ -1,6 +1,7 @@
 # Config → plan: validation, expansion of experiments into runs (deduplicated by run id) and the helper
 # functions the rules use. No lambdas in rules: every input/param function lives here.
 import json
+import math
 import os
 import re
 import shlex
@@ -10,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from neuroplastic.analysis.figures import TABLE_KINDS
+from neuroplastic.figures import is_table, suffixes
 from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
 
 BUILD_SCRIPT = str(Path(workflow.basedir) / "containers" / "build.sh")
@@ -26,8 +27,9 @@ validate(config, str(SCHEMA))  # fills the schema defaults into `config` (report
 
 NAME = PLAN.name
 FIGURES = PLAN.config["figures"]
-TABLE_NAMES = [f for f, spec in FIGURES.items() if spec["kind"] in TABLE_KINDS]
-FIGURE_NAMES = [f for f, spec in FIGURES.items() if spec["kind"] not in TABLE_KINDS]
+# The figure kinds and their outputs come from the registry (neuroplastic.figures); no kind is named here.
+TABLE_NAMES = [f for f, spec in FIGURES.items() if is_table(spec["kind"])]
+FIGURE_NAMES = [f for f, spec in FIGURES.items() if not is_table(spec["kind"])]
 EXPERIMENTS = list(PLAN.config["experiments"])
 CONTAINER = PLAN.config["container"]
 
@@ -88,8 +90,7 @@ def figure_aggregate_inputs(wildcards):
 
 
 def figure_outputs(figure):
-    exts = ("csv", "md", "tex") if figure in TABLE_NAMES else ("pdf", "png")
-    return [f"paper_figures/{NAME}/{figure}.{ext}" for ext in exts]
+    return [f"paper_figures/{NAME}/{figure}{ext}" for ext in suffixes(FIGURES[figure]["kind"])]
 
 
 def all_outputs():
@@ -117,7 +118,55 @@ def train_runtime(wildcards, attempt):
 
 
 def train_gpu(wildcards):
-    return PLAN.train[wildcards.run_id]["gpu"]
+    """GPUs of the run's job. A packed group (cluster) shares them: a string is taken once per group, not summed."""
+    gpu = PLAN.train[wildcards.run_id]["gpu"]
+    return str(gpu) if gpu and train_group(wildcards) and not workflow.local_exec else gpu
+
+
+# ---- packing: k runs per GPU (`train.runs_per_gpu`) ----
+# Cluster: the runs of one resource class form Snakemake job groups of k (one sbatch job each); every run stays
+# its own job inside the group, with its own run directory, checkpoints, `done` and retry. Local execution (a GPU
+# workstation) ignores groups: there the `gpu_slots` resource lets k jobs per GPU run at once, and each job pins
+# itself to the least loaded GPU (neuroplastic.gpu_slots).
+def _train_class(run_id):
+    t = PLAN.train[run_id]
+    key = "-".join(f"{k}{t[k]}" for k in ("device", "gpu", "threads", "mem_mb", "runtime", "runs_per_gpu"))
+    return "train-" + re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+
+
+PACK_SIZES = {_train_class(r): t["runs_per_gpu"] for r, t in PLAN.train.items() if t["runs_per_gpu"] > 1}
+
+
+def _request_pack_sizes():
+    """Ask Snakemake to merge k disconnected train jobs of a class into one group job (= --group-components).
+
+    Snakemake installs the command line's group settings after this file is parsed, so this runs while the DAG
+    is built (from `train_group`); group sizes given on the command line win."""
+    settings = workflow.group_settings
+    given = dict(settings.group_components)
+    if any(g not in given for g in PACK_SIZES):
+        settings.group_components = {**PACK_SIZES, **given}
+
+
+# A GPU run takes SLOT_UNITS // k units of the `gpu_slots` pool (gpus × SLOT_UNITS), so runs with different k share
+# the pool exactly (k = 4 runs take 2 of 8 units each, k = 8 runs 1).
+SLOT_UNITS = math.lcm(*(t["runs_per_gpu"] for t in PLAN.train.values() if t["gpu"]), 1)
+WORKSTATION_GPUS = PLAN.config["train"]["gpus"]
+if workflow.local_exec and "gpu_slots" not in workflow.global_resources:
+    workflow.register_resource("gpu_slots", WORKSTATION_GPUS * SLOT_UNITS)
+
+
+def train_group(wildcards):
+    rid = wildcards.run_id
+    if PLAN.train[rid]["runs_per_gpu"] == 1:
+        return None
+    _request_pack_sizes()
+    return _train_class(rid)
+
+
+def train_gpu_slots(wildcards):
+    t = PLAN.train[wildcards.run_id]
+    return SLOT_UNITS // t["runs_per_gpu"] if t["gpu"] else 0
 
 
 def train_device(wildcards):
@@ -168,6 +217,9 @@ def train_command(wildcards, input, threads):
         f"train {shlex.quote(input.config)} --out {run_dir(wildcards)} --threads {threads} "
         f"--device {shlex.quote(device)} --quiet"
     )
+    slots = train_gpu_slots(wildcards)
+    if workflow.local_exec and slots and WORKSTATION_GPUS > 1:
+        args += f" --gpus {WORKSTATION_GPUS} --gpu-weight {slots} --gpu-slot-dir results/gpu-slots"
     if not CONTAINER["enabled"]:
         return f"{NEUROPLASTIC} {args}"
     # The image records its own git SHA (build arg) and MUJOCO_GL; the job adds the digest it was started from.

@@ -26,10 +26,13 @@ rule train:
     benchmark:
         "results/benchmarks/train/{run_id}.tsv"
     threads: train_threads
+    group:
+        train_group
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=train_gpu,
+        gpu_slots=train_gpu_slots,
     params:
         command=train_command,
     shell:

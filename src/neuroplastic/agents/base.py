@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from neuroplastic.config import RunConfig
     from neuroplastic.envs import EnvSpec
     from neuroplastic.methods.base import MethodStack
-    from neuroplastic.replay import Batch, ReplayBuffer
+    from neuroplastic.replay import Batch, Replay
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,18 @@ class Agent:
 
     Subclasses build `nets` in `build_nets`, then call `self._finish_build()`, which lets methods edit the
     networks (`on_build`) and only then copies targets and creates optimizers.
+
+    Training scalars: the update hands its latest losses and values to `record`; they stay on the device
+    (no host sync) until a log interval reads `log_values()`, and a non-finite loss sets the `nonfinite()`
+    flag for good. Both are part of `state_dict`.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = AgentParams
     # Network roles that get a Polyak-averaged target copy.
     target_roles: ClassVar[tuple[str, ...]] = ()
+    # Names of the scalars `record` keeps (the keys of `log_values`, in this order); 0 until first recorded.
+    log_names: ClassVar[tuple[str, ...]] = ()
     # Gradient updates per env step once training starts; methods (Adaptive RR) may change it at run time.
     replay_ratio: float = 1.0
     # Env steps taken so far; the loop sets it before acting at step t (schedules in env steps read it).
@@ -72,6 +78,9 @@ class Agent:
         self.nets = {}
         self.targets = {}
         self.optimizers = {}
+        zero = torch.zeros((), device=device)
+        self._last: dict[str, torch.Tensor] = dict.fromkeys(self.log_names, zero)
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
 
     @classmethod
     def config_problems(cls, cfg: RunConfig, params: dict) -> list[str]:
@@ -79,7 +88,7 @@ class Agent:
         return []
 
     # --- construction ---------------------------------------------------------------------------
-    def make_replay(self, capacity: int, seed: int) -> ReplayBuffer:
+    def make_replay(self, capacity: int, seed: int) -> Replay:
         """The replay buffer this agent learns from (pixel agents store frames instead)."""
         from neuroplastic.replay import ReplayBuffer
 
@@ -147,9 +156,19 @@ class Agent:
         update (metrics such as the gradient SNR) must fork the global RNG, since targets may draw noise."""
         raise NotImplementedError(f"agent {self.name!r} does not expose its TD target")
 
+    def record(self, losses: dict[str, torch.Tensor], **values: torch.Tensor) -> None:
+        """Keep the latest `losses` (detached) and `values` for `log_values`; a non-finite loss flags the run.
+
+        Every key must be one of `log_names`. No host synchronisation: the flag is a device tensor."""
+        for key, loss in losses.items():
+            self._last[key] = loss.detach()
+        self._last.update(values)
+        finite = torch.isfinite(torch.stack([self._last[key] for key in losses]))
+        self._nonfinite |= ~finite.all()
+
     def log_values(self) -> dict[str, torch.Tensor]:
         """Latest scalar training values as device tensors (read only at log intervals)."""
-        return {}
+        return dict(self._last)
 
     def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
         """Post-activation outputs of every hidden layer, grouped by network (for plasticity metrics).
@@ -167,7 +186,7 @@ class Agent:
 
     def nonfinite(self) -> torch.Tensor:
         """A bool tensor: has any loss been non-finite since the start (checked at log intervals)."""
-        raise NotImplementedError
+        return self._nonfinite
 
     def _optimize(self, role: str | tuple[str, ...], loss: torch.Tensor, update: int | None = None) -> None:
         """Backward and step, with the method hooks around each optimizer step.
@@ -205,6 +224,8 @@ class Agent:
             "updates": self.updates,
             "replay_ratio": self.replay_ratio,
             "rng": self.rng.bit_generator.state,
+            "last": {k: v.cpu() for k, v in self._last.items()},
+            "nonfinite": self._nonfinite.cpu(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -217,6 +238,22 @@ class Agent:
         self.updates = state["updates"]
         self.replay_ratio = state["replay_ratio"]
         self.rng.bit_generator.state = state["rng"]
+        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
+        self._nonfinite = state["nonfinite"].to(self.device)
+
+
+class TwinCriticAgent(Agent):
+    """An agent on state vectors whose `nets["actor"]` maps obs through one MLP (`.net`) and whose
+    `nets["critic"]` is a `TwinQ` on (obs ‖ action): TD3 and SAC."""
+
+    @torch.no_grad()
+    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
+        sa = torch.cat((batch.obs, batch.action), dim=-1)
+        critic = self.nets["critic"]
+        return {
+            "actor": self.nets["actor"].net.hidden_activations(batch.obs),
+            "critic": critic.q1.hidden_activations(sa) + critic.q2.hidden_activations(sa),
+        }
 
 
 def _load_module(module: nn.Module, state: dict[str, torch.Tensor]) -> None:

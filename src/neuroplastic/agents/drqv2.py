@@ -137,6 +137,7 @@ class DrQV2(Agent):
     Params = DrQV2Params
     target_roles = ("critic",)
     capture_outputs = ("_last", "_train_inputs", "_critic_fau")
+    log_names = ("critic_loss", "actor_loss", "critic_q", "batch_reward")
     params: DrQV2Params
 
     def __init__(self, params: DrQV2Params, env, device, methods, seed: int) -> None:
@@ -151,9 +152,6 @@ class DrQV2(Agent):
         self.nets["actor"] = self.build_net("actor")
         self.nets["critic"] = self.build_net("critic")
         self._finish_build()
-        zero = torch.zeros((), device=device)
-        self._last = {"critic_loss": zero, "actor_loss": zero, "critic_q": zero, "batch_reward": zero}
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self._train_inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         # Per-update critic FAU (Adaptive RR); off by default because it costs an extra head forward pass.
         self.track_critic_fau = False
@@ -297,16 +295,14 @@ class DrQV2(Agent):
         self.polyak("critic", p.tau)
         self.methods.after_target_update(self)
 
-        self._last = {
-            "critic_loss": critic_loss.detach(),
-            "actor_loss": actor_loss.detach(),
-            "critic_q": q1.detach().mean(),
-            "batch_reward": batch.reward.mean(),
-        }
-        self._nonfinite |= ~(torch.isfinite(self._last["critic_loss"]) & torch.isfinite(self._last["actor_loss"]))
+        self.record(
+            {"critic_loss": critic_loss, "actor_loss": actor_loss},
+            critic_q=q1.detach().mean(),
+            batch_reward=batch.reward.mean(),
+        )
 
     def log_values(self) -> dict[str, torch.Tensor]:
-        return {**self._last, "actor_std": torch.tensor(self.stddev(), device=self.device)}
+        return {**super().log_values(), "actor_std": torch.tensor(self.stddev(), device=self.device)}
 
     @torch.no_grad()
     def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
@@ -340,18 +336,9 @@ class DrQV2(Agent):
         recorded only while `track_critic_fau` is on (Adaptive RR turns it on)."""
         return self._critic_fau
 
-    def nonfinite(self) -> torch.Tensor:
-        return self._nonfinite
-
     def state_dict(self):
-        state = super().state_dict()
-        state["last"] = {k: v.cpu() for k, v in self._last.items()}
-        state["nonfinite"] = self._nonfinite.cpu()
-        state["augment"] = self.augment
-        return state
+        return {**super().state_dict(), "augment": self.augment}
 
     def load_state_dict(self, state) -> None:
         super().load_state_dict(state)
-        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
-        self._nonfinite = state["nonfinite"].to(self.device)
         self.augment = state["augment"]

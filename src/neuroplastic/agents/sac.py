@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from neuroplastic.agents.base import Agent, AgentParams
+from neuroplastic.agents.base import AgentParams, TwinCriticAgent
 from neuroplastic.nets import MLP, MLPSpec, TwinQ
 from neuroplastic.replay import Batch
 
@@ -88,10 +88,11 @@ class TanhGaussianActor(nn.Module):
         return self.max_action * torch.tanh(u), log_prob
 
 
-class SAC(Agent):
+class SAC(TwinCriticAgent):
     name = "sac"
     Params = SACParams
     target_roles = ("critic",)
+    log_names = ("critic_loss", "actor_loss", "temperature_loss", "temperature", "entropy")
     params: SACParams
 
     def __init__(self, params: SACParams, env, device, methods, seed: int) -> None:
@@ -101,15 +102,6 @@ class SAC(Agent):
         self.nets["temperature"] = self.build_net("temperature")
         self._finish_build()
         self.target_entropy = float(-env.act_dim if params.target_entropy is None else params.target_entropy)
-        zero = torch.zeros((), device=device)
-        self._last = {
-            "critic_loss": zero.clone(),
-            "actor_loss": zero.clone(),
-            "temperature_loss": zero.clone(),
-            "temperature": zero.clone(),
-            "entropy": zero.clone(),
-        }
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
 
     def net_specs(self) -> dict[str, MLPSpec]:
         p, e = self.params, self.env
@@ -177,37 +169,8 @@ class SAC(Agent):
         if p.learn_temperature:
             self._optimize("temperature", temperature_loss, update)
 
-        last = self._last
-        last["critic_loss"] = critic_loss.detach()
-        last["actor_loss"] = actor_loss.detach()
-        last["temperature_loss"] = temperature_loss.detach()
-        last["temperature"] = alpha
-        last["entropy"] = entropy
-        bad = ~torch.isfinite(torch.stack((last["critic_loss"], last["actor_loss"], last["temperature_loss"])))
-        self._nonfinite |= bad.any()
-
-    def log_values(self) -> dict[str, torch.Tensor]:
-        return dict(self._last)
-
-    @torch.no_grad()
-    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
-        sa = torch.cat((batch.obs, batch.action), dim=-1)
-        critic = self.nets["critic"]
-        return {
-            "actor": self.nets["actor"].net.hidden_activations(batch.obs),
-            "critic": critic.q1.hidden_activations(sa) + critic.q2.hidden_activations(sa),
-        }
-
-    def nonfinite(self) -> torch.Tensor:
-        return self._nonfinite
-
-    def state_dict(self):
-        state = super().state_dict()
-        state["last"] = {k: v.cpu() for k, v in self._last.items()}
-        state["nonfinite"] = self._nonfinite.cpu()
-        return state
-
-    def load_state_dict(self, state) -> None:
-        super().load_state_dict(state)
-        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
-        self._nonfinite = state["nonfinite"].to(self.device)
+        self.record(
+            {"critic_loss": critic_loss, "actor_loss": actor_loss, "temperature_loss": temperature_loss},
+            temperature=alpha,
+            entropy=entropy,
+        )

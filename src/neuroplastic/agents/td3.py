@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from neuroplastic.agents.base import Agent, AgentParams
+from neuroplastic.agents.base import AgentParams, TwinCriticAgent
 from neuroplastic.nets import Actor, MLPSpec, TwinQ
 from neuroplastic.replay import Batch
 
@@ -36,10 +36,11 @@ class TD3Params(AgentParams):
     buffer_size: int = Field(1_000_000, gt=0)
 
 
-class TD3(Agent):
+class TD3(TwinCriticAgent):
     name = "td3"
     Params = TD3Params
     target_roles = ("actor", "critic")
+    log_names = ("critic_loss", "actor_loss")
     params: TD3Params
 
     def __init__(self, params: TD3Params, env, device, methods, seed: int) -> None:
@@ -48,11 +49,6 @@ class TD3(Agent):
         self.nets["actor"] = self.build_net("actor")
         self.nets["critic"] = self.build_net("critic")
         self._finish_build()
-        self._last = {
-            "critic_loss": torch.zeros((), device=device),
-            "actor_loss": torch.zeros((), device=device),
-        }
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=device)
 
     def net_specs(self) -> dict[str, MLPSpec]:
         p, e = self.params, self.env
@@ -111,40 +107,12 @@ class TD3(Agent):
         q1, q2 = critic(batch.obs, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self._optimize("critic", critic_loss, update)
-        self._last["critic_loss"] = critic_loss.detach()
-        self._nonfinite |= ~torch.isfinite(self._last["critic_loss"])
+        self.record({"critic_loss": critic_loss})
 
         if policy:
             actor_loss = -critic.q1_only(batch.obs, actor(batch.obs)).mean()
             self._optimize("actor", actor_loss, update)
-            self._last["actor_loss"] = actor_loss.detach()
-            self._nonfinite |= ~torch.isfinite(self._last["actor_loss"])
+            self.record({"actor_loss": actor_loss})
             self.polyak("critic", p.tau)
             self.polyak("actor", p.tau)
             self.methods.after_target_update(self)
-
-    def log_values(self) -> dict[str, torch.Tensor]:
-        return dict(self._last)
-
-    @torch.no_grad()
-    def hidden_activations(self, batch: Batch) -> dict[str, list[torch.Tensor]]:
-        sa = torch.cat((batch.obs, batch.action), dim=-1)
-        critic = self.nets["critic"]
-        return {
-            "actor": self.nets["actor"].net.hidden_activations(batch.obs),
-            "critic": critic.q1.hidden_activations(sa) + critic.q2.hidden_activations(sa),
-        }
-
-    def nonfinite(self) -> torch.Tensor:
-        return self._nonfinite
-
-    def state_dict(self):
-        state = super().state_dict()
-        state["last"] = {k: v.cpu() for k, v in self._last.items()}
-        state["nonfinite"] = self._nonfinite.cpu()
-        return state
-
-    def load_state_dict(self, state) -> None:
-        super().load_state_dict(state)
-        self._last = {k: v.to(self.device) for k, v in state["last"].items()}
-        self._nonfinite = state["nonfinite"].to(self.device)

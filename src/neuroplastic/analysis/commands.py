@@ -49,23 +49,31 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_data(args: argparse.Namespace) -> int:
-    from neuroplastic.analysis import figures, stats
+    from neuroplastic import figures
+    from neuroplastic.analysis import stats
 
     spec = figures.load_spec(Path(args.spec))
     try:
         data = figures.compute(spec, Path(args.aggregates))
     except (figures.FigureError, stats.StatsError) as err:
-        return _fail(f"figure {spec.get('name')!r}: {err}", 1)
+        return _fail(f"figure {spec.name!r}: {err}", 1)
     figures.write_data(data, Path(args.out))
     return 0
 
 
 def cmd_figure_render(args: argparse.Namespace) -> int:
-    from neuroplastic.analysis import figures
+    from neuroplastic import figures
 
     spec = figures.load_spec(Path(args.spec))
     data = figures.read_data(Path(args.data))
     figures.render_to_files(spec, data, Path(args.out))
+    return 0
+
+
+def cmd_figure_kinds(args: argparse.Namespace) -> int:
+    from neuroplastic import figures
+
+    print(figures.describe_kinds(), end="")
     return 0
 
 
@@ -149,6 +157,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--data", required=True)
     q.add_argument("--out", required=True, help="output prefix, e.g. paper_figures/smoke/main_curves")
     q.set_defaults(func=cmd_figure_render)
+    q = fsub.add_parser("kinds", help="list the registered figure/table kinds with their keys and defaults")
+    q.set_defaults(func=cmd_figure_kinds)
     q = fsub.add_parser("manifest", help="write MANIFEST.json (sha256 per file) for a figures directory")
     q.add_argument("directory")
     q.add_argument("files", nargs="*", help="files to list (default: every file in the directory)")

@@ -15,7 +15,7 @@ Every environment step (`step` = env steps taken so far, counted from 1):
                                 scheduled in env steps
 
 Every gradient update (only once `step > start_steps`):
-  4. `on_sample(replay, step)`  return a `Batch` to replace the uniform sample (experience review), or None
+  4. `on_sample(agent, replay, step)`  return a `Batch` to replace the uniform sample (experience review), or None
   5. inside `agent.update`, for each network the agent optimises ("critic", then "actor" on policy steps):
        `extra_loss(agent, net)`               a term added to that network's loss (L2-Init), or None
        `before_optimizer_step(agent, net, u)` return False to skip this optimizer step (NE topology updates);
@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
     from neuroplastic.nets import MLPSpec
-    from neuroplastic.replay import Batch, ReplayBuffer
+    from neuroplastic.replay import Batch, Replay
 
 
 class Params(BaseModel):
@@ -101,7 +101,7 @@ class Method:
     def on_episode_end(self, agent: Agent, episode: int, step: int) -> None:
         pass
 
-    def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
+    def on_sample(self, agent: Agent, replay: Replay, step: int) -> Batch | None:
         return None
 
     def extra_loss(self, agent: Agent, net: str) -> torch.Tensor | None:
@@ -129,7 +129,7 @@ class Method:
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         pass
 
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -171,9 +171,9 @@ class MethodStack:
         for m in self.methods:
             m.on_episode_end(agent, episode, step)
 
-    def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
+    def on_sample(self, agent: Agent, replay: Replay, step: int) -> Batch | None:
         for m in self.methods:
-            batch = m.on_sample(replay, step)
+            batch = m.on_sample(agent, replay, step)
             if batch is not None:
                 return batch
         return None
@@ -205,7 +205,7 @@ class MethodStack:
         for m in self.methods:
             m.on_update(agent, batch, step)
 
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out: dict[str, float] = {}
         for m in self.methods:
             out.update(m.log_metrics(agent, replay, step))

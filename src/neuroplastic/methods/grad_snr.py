@@ -23,7 +23,7 @@ from neuroplastic.nets import masked_linears
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import ReplayBuffer
+    from neuroplastic.replay import Replay
 
 
 class GradSNRParams(Params):
@@ -64,12 +64,12 @@ class GradSNR(Method):
         if "critic" not in agent.nets or type(agent).td_target is AgentBase.td_target:
             raise ValueError(f"method grad_snr: agent {agent.name!r} has no critic with a `td_target`")
 
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         if len(replay) == 0:
             return {}
         return {"grad_snr.critic": float(self.measure(agent, replay))}
 
-    def measure(self, agent: Agent, replay: ReplayBuffer) -> torch.Tensor:
+    def measure(self, agent: Agent, replay: Replay) -> torch.Tensor:
         batch = replay.sample(self.params.batch_size, generator=self.generator)
         device = self.ctx.device
         # The targets may draw noise (TD3's smoothing, SAC's next actions): keep the training streams untouched.

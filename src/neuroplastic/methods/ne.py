@@ -38,7 +38,7 @@ from neuroplastic.topology.masks import Topology
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import Batch, ReplayBuffer
+    from neuroplastic.replay import Batch, Replay
 
 
 class NEParams(Params):
@@ -265,11 +265,10 @@ class NE(Method):
             tamp=p.review_tamp,
             when=p.review_when,
         )
-        self._agent = agent
 
     # --- update path ----------------------------------------------------------------------------
-    def on_sample(self, replay: ReplayBuffer, step: int) -> Batch | None:
-        return self.review.sample(self._agent, replay, self._agent.updates + 1)
+    def on_sample(self, agent: Agent, replay: Replay, step: int) -> Batch | None:
+        return self.review.sample(agent, replay, agent.updates + 1)
 
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         return any(self.growth[r].due(update) for r in roles if r in self.growth)
@@ -312,7 +311,7 @@ class NE(Method):
             self.last_batch = batch
 
     # --- logging --------------------------------------------------------------------------------
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out: dict[str, float] = {}
         for role, g in self.growth.items():
             out[f"topology.grown.{role}"] = float(g.grown_since_log)

@@ -32,7 +32,7 @@ from neuroplastic import metrics
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import Batch, ReplayBuffer
+    from neuroplastic.replay import Batch, Replay
 
 REVIEW_MODES = ("paper", "code", "off")
 
@@ -94,7 +94,7 @@ class ExperienceReview:
         return self.eps_start + (self.eps_end - self.eps_start) * progress
 
     @torch.no_grad()
-    def measure(self, agent: Agent, replay: ReplayBuffer, update: int) -> None:
+    def measure(self, agent: Agent, replay: Replay, update: int) -> None:
         """Refresh the trigger state (one forward pass and one device read)."""
         batch = replay.sample(self.measure_batch, generator=self.generator)
         layers = agent.hidden_activations(batch)[self.net]
@@ -119,7 +119,7 @@ class ExperienceReview:
         u = self.rng.random()
         return bool(u < self.prob) if self.mode == "paper" else bool(u >= self.gate)
 
-    def sample(self, agent: Agent, replay: ReplayBuffer, update: int) -> Batch | None:
+    def sample(self, agent: Agent, replay: Replay, update: int) -> Batch | None:
         """The review batch for update `update`, or None to train on the uniform batch."""
         if not self.enabled or len(replay) == 0:
             return None

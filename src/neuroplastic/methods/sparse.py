@@ -52,7 +52,7 @@ from neuroplastic.topology.masks import SparseLayer, Topology, budget_shapes
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import ReplayBuffer
+    from neuroplastic.replay import Replay
 
 
 class SparseParams(Params):
@@ -240,7 +240,7 @@ class SparseTraining(Method):
             self.topology.mask_targets_(agent.targets, role)
 
     # --- logging and checkpointing --------------------------------------------------------------
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.points:
             for role in self.params.roles:
@@ -327,7 +327,7 @@ class DynamicSparse(Static):
             ops.reset_adam_state_(optimizer, layer.weight, new)
             self.dropped_since_log[role] += k
 
-    def log_metrics(self, agent: Agent, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out = super().log_metrics(agent, replay, step)
         for role in self.params.roles:
             out[f"topology.drop_fraction.{role}"] = self.last_drop_fraction[role]
