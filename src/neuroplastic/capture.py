@@ -28,6 +28,7 @@ Adam moments), or replace them. Each method declares which in `Method.capture`:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 CompileMode = Literal["off", "compile", "graphs", "auto"]
 COMPILE_MODES: tuple[str, ...] = ("off", "compile", "graphs", "auto")
 CAPTURE_KINDS: tuple[str, ...] = ("in_place", "rebuild", "eager")
+BACKEND_ENV = "NEUROPLASTIC_COMPILE_BACKEND"
 # Updates run eagerly on a side stream before a CUDA graph is captured (allocator and cuBLAS warm-up).
 GRAPH_WARMUP_UPDATES = 3
 
@@ -425,11 +427,13 @@ def _dynamo_settings() -> Iterator[None]:
 
 
 def make_update(agent: Agent, mode: str, backend: str | None = None) -> Callable[[Batch], None]:
-    """The update function a run uses: `agent.update` for `off`, else a `CapturedUpdate`."""
+    """The update function a run uses: `agent.update` for `off`, else a `CapturedUpdate`. The compile backend is
+    torch's default (inductor) unless `backend` or $NEUROPLASTIC_COMPILE_BACKEND names another (e.g. `eager`,
+    `aot_eager`: tracing only, for checks on a CPU where inductor takes a minute per trace)."""
     mode = resolve_mode(mode, agent.device)
     if mode == "off":
         return agent.update
-    return CapturedUpdate(agent, mode, backend=backend)
+    return CapturedUpdate(agent, mode, backend=backend or os.environ.get(BACKEND_ENV) or None)
 
 
 __all__ = [
