@@ -269,6 +269,11 @@ class CapturedUpdate:
             ids.extend(id(b) for b in net.buffers())
         return tuple(ids)
 
+    def _stepped_roles(self) -> set[str]:
+        """Optimizers some update steps (SAC's temperature optimizer never steps with a fixed temperature)."""
+        agent = self.agent
+        return {r for r in (*agent.update_roles(True), *agent.update_roles(False)) if r in agent.optimizers}
+
     def _key(self) -> tuple:
         return (tuple(id(o) for o in self.agent.optimizers.values()), self.agent.capture_key())
 
@@ -282,10 +287,11 @@ class CapturedUpdate:
     def _build(self) -> None:
         agent = self.agent
         capturable = self.mode == "graphs"
+        stepped = [r for r in agent.optimizers if r in self._stepped_roles()]
         if capturable:
-            for opt in agent.optimizers.values():
-                _make_capturable(opt)
-        self.views = {role: _OptimizerView(opt, capturable) for role, opt in agent.optimizers.items()}
+            for r in stepped:
+                _make_capturable(agent.optimizers[r])
+        self.views = {r: _OptimizerView(agent.optimizers[r], capturable) for r in stepped}
         self._scalar_values = dict(agent.capture_scalars())
         self.scalars = {
             name: torch.tensor(float(v), dtype=torch.float32, device=agent.device)
@@ -314,8 +320,7 @@ class CapturedUpdate:
         policy = agent.policy_update(update)
         roles = agent.update_roles(policy)
         if not self._ready or self.watch_structure:
-            stepped = set(agent.update_roles(True)) | set(agent.update_roles(False))
-            self._ready = all(_optimizer_ready(agent.optimizers[r]) for r in stepped if r in agent.optimizers)
+            self._ready = all(_optimizer_ready(agent.optimizers[r]) for r in self._stepped_roles())
         if self.eager_methods or not self._ready or any(m.update_event(agent, update, roles) for m in agent.methods):
             agent.update(batch)
             self.eager_updates += 1
