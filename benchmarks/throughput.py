@@ -280,8 +280,10 @@ def measure_updates(args, device: torch.device) -> list[dict[str, Any]]:
 def measure_loop(args, device: torch.device) -> list[dict[str, Any]]:
     rows = []
     for agent in args.agents:
-        for method in ("none",) if args.quick else [m for m in AGENT_METHODS[agent] if "@100" not in m]:
+        for method in [m for m in AGENT_METHODS[agent] if "@100" not in m]:
             if args.methods is not None and method.split("@")[0] not in args.methods:
+                continue
+            if args.loop_methods is not None and method.split("@")[0] not in args.loop_methods:
                 continue
             cfg = run_config(agent, method, steps=1_000_000, start_steps=1000, small=args.quick)
             raw = json.loads(config.canonical_json(cfg))
@@ -368,10 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--block", type=int, default=300, help="updates per timed block")
     ap.add_argument("--loop-steps", type=int, default=300, help="loop iterations per loop measurement (0: skip)")
+    ap.add_argument(
+        "--loop-methods", default=None, help="comma list: loop measurements only for these (default: every method)"
+    )
     ap.add_argument("--packing", default=",".join(map(str, PACKING)), help="processes per GPU to scan (CUDA)")
     ap.add_argument("--packing-seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="smaller pixel inputs and fewer loop cases (smoke)")
+    ap.add_argument("--quick", action="store_true", help="smaller pixel inputs (a smoke check of the script)")
     ap.add_argument("--out", default=None, help="write the JSON here")
     ap.add_argument("--packing-worker", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -388,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown agents {unknown}; known: {', '.join(AGENT_RUNS)}")
     args.methods = set(args.methods.split(",")) if args.methods else None
+    args.loop_methods = set(args.loop_methods.split(",")) if args.loop_methods else None
     args.packing = [int(k) for k in args.packing.split(",") if k] if device.type == "cuda" else []
 
     result: dict[str, Any] = {

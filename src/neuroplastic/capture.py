@@ -95,12 +95,13 @@ def optimizer_step(agent: Agent, role: str) -> None:
     _ACTIVE.views[role].step()
 
 
-def scalar(name: str, value: float) -> float | torch.Tensor:
-    """A host scalar the update reads (DrQ-v2's exploration std): the float when eager; inside the capture a
-    0-dim device tensor the host refreshes before every call, so a changing value neither recompiles nor goes
-    stale in a CUDA graph."""
+def scalar(name: str, value: Callable[[], float]) -> float | torch.Tensor:
+    """A host scalar the update reads (DrQ-v2's exploration std): `value()` when eager; inside the capture a
+    0-dim device tensor the host refreshes from `capture_scalars()` before every call, so a changing value
+    neither recompiles nor goes stale in a CUDA graph (`value` is not called there: reading the Python state
+    it depends on would make the compiler guard on it)."""
     if _ACTIVE is None:
-        return value
+        return value()
     return _ACTIVE.scalars[name]
 
 

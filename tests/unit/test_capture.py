@@ -131,7 +131,10 @@ def _assert_close(eager: loop.Run, captured: loop.Run) -> None:
 def test_captured_update_matches_eager(agent, method):
     eager, captured, start = _two_runs(agent, method)
     updater = capture.CapturedUpdate(captured.agent, "compile", backend="eager")
-    _drive_both(eager, captured, updater, start)
+    # A guard that fails between updates (Python state the trace read) would recompile at every event of a long
+    # run until the cache limit: here any recompile of a captured body is an error.
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        _drive_both(eager, captured, updater, start)
 
     assert captured.agent.updates == eager.agent.updates == UPDATES
     # Most updates ran captured; events (and the first updates, before Adam has state) ran eagerly.

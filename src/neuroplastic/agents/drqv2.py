@@ -267,7 +267,7 @@ class DrQV2(Agent):
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
         p = self.params
         encoder, critic = self.nets["encoder"], self.nets["critic"]
-        std = capture.scalar("std", self.stddev())
+        std = capture.scalar("std", self.stddev)
 
         obs, next_obs = self.augment_pair(batch.obs, batch.next_obs)
         features = encoder(obs)
