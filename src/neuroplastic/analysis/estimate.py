@@ -44,7 +44,6 @@ class ClassCost:
     example_run: str
     runs: int = 0
     env_steps: int = 0
-    family: str = ""
     cpu: Rate | None = None
     gpu: Rate | None = None
     run_ids: list[str] = field(default_factory=list)
@@ -71,7 +70,7 @@ def cost_classes(plan: Plan) -> dict[str, ClassCost]:
     for rid in sorted(plan.runs):
         run = plan.runs[rid]
         key = cost_key(run)
-        cls = classes.setdefault(key, ClassCost(key, rid, family=env_family(run["env"])))
+        cls = classes.setdefault(key, ClassCost(key, rid))
         cls.runs += 1
         cls.env_steps += int(run["steps"])
         cls.run_ids.append(rid)
@@ -274,13 +273,16 @@ def estimate(
             for unit, rate, div in (("cpu_h", cls.cpu, 1.0), ("gpu_h", cls.gpu, gain)):
                 h = hours(steps, rate)
                 row[unit] = None if h is None or row[unit] is None else row[unit] + h / div
+    # Parts by env family, run by run (a class may span families: TD3 runs on MuJoCo and on the cycling env).
     families: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "env_steps": 0, "cpu_h": 0.0, "gpu_h": 0.0})
-    for cls in classes.values():
-        row = families[cls.family]
-        row["runs"] += cls.runs
-        row["env_steps"] += cls.env_steps
+    for rid, run in sorted(plan.runs.items()):
+        cls = classes[key_of[rid]]
+        steps = int(run["steps"])
+        row = families[env_family(run["env"])]
+        row["runs"] += 1
+        row["env_steps"] += steps
         for unit, rate, div in (("cpu_h", cls.cpu, 1.0), ("gpu_h", cls.gpu, gain)):
-            h = hours(cls.env_steps, rate)
+            h = hours(steps, rate)
             row[unit] = None if h is None or row[unit] is None else row[unit] + h / div
 
     def total(unit: str) -> float | None:
@@ -310,7 +312,6 @@ def estimate(
         "classes": [
             {
                 "agent_method": json.loads(c.key),
-                "family": c.family,
                 "runs": c.runs,
                 "env_steps": c.env_steps,
                 "cpu_steps_per_s": round(c.cpu.steps_per_s, 2) if c.cpu else None,
