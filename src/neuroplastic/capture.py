@@ -276,7 +276,9 @@ class CapturedUpdate:
         return {r for r in (*agent.update_roles(True), *agent.update_roles(False)) if r in agent.optimizers}
 
     def _key(self) -> tuple:
-        return (tuple(id(o) for o in self.agent.optimizers.values()), self.agent.capture_key())
+        agent = self.agent
+        methods = tuple(m.capture_key() for m in agent.methods)
+        return (tuple(id(o) for o in agent.optimizers.values()), agent.capture_key(), methods)
 
     def _stale(self) -> bool:
         fingerprint = (self._key(), self._structure() if self.watch_structure else ())

@@ -25,7 +25,7 @@ from tests.conftest import tiny_config
 ATOL, RTOL = 1e-5, 1e-4
 # Adam turns rounding noise in near-zero gradients (DrQ-v2's trunk sees padded, constant pixels) into steps of
 # up to lr, so a few entries may drift further: at most this fraction per parameter, and never more than CAP.
-OUTLIERS, CAP = 1e-3, 1e-3
+OUTLIERS, CAP = 1e-2, 5e-4
 UPDATES = 24
 
 # Per agent: config overrides and how many env steps to collect first (pixels render slowly).

@@ -122,6 +122,11 @@ class Method:
         state: it only looks."""
         return False
 
+    def capture_key(self) -> tuple:
+        """Host state the method's traced hooks branch on (which layers are sparse); a change rebuilds the
+        captured update."""
+        return ()
+
     def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
         """The host-side bookkeeping the update hooks would do in an update without events (advance a clock);
         called before a captured update, inside which `capture.tracing()` is True and hooks skip it."""

@@ -207,6 +207,11 @@ class SparseTraining(Method):
         self.cursor[role] = j + 1
         return self.points[j]
 
+    def capture_key(self) -> tuple:
+        # GMP starts dense: its first pruning step turns layers sparse, which changes the traced hooks.
+        topo = self.topology
+        return () if topo is None else tuple(layer.is_sparse for layer in topo.all_layers())
+
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         topo = self.topology
         if topo is None:

@@ -210,6 +210,11 @@ class Topology:
 
     # --- keeping masked entries at zero ---------------------------------------------------------
     def _apply_lists(self, role: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        cached = self._apply_cache.get(role)
+        if cached is not None and capture.tracing():
+            # Inside a captured update: the lists as the last eager call left them (every mask change happens in
+            # an eager update, whose hooks refresh them); the identity checks below stay out of the trace.
+            return cached[1], cached[2]
         layers = self.sparse_layers(role)
         masks = [layer.mask for layer in layers]
         cached = self._apply_cache.get(role)
@@ -257,6 +262,10 @@ class Topology:
         if role not in targets:
             return
         _, float_masks = self._apply_lists(role)
+        if capture.tracing() and role in self._target_cache:
+            if self._target_cache[role][2]:
+                torch._foreach_mul_(self._target_cache[role][2], float_masks)
+            return
         online_masks = self._apply_cache[role][0]
         cached = self._target_cache.get(role)
         stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
