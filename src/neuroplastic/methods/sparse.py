@@ -212,6 +212,11 @@ class SparseTraining(Method):
         topo = self.topology
         return () if topo is None else tuple(layer.is_sparse for layer in topo.all_layers())
 
+    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
+        if self.topology is not None:
+            for role in self.topology.roles:
+                self.topology.refresh_(role)
+
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         topo = self.topology
         if topo is None:

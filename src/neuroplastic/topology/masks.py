@@ -212,8 +212,8 @@ class Topology:
     def _apply_lists(self, role: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         cached = self._apply_cache.get(role)
         if cached is not None and capture.tracing():
-            # Inside a captured update: the lists as the last eager call left them (every mask change happens in
-            # an eager update, whose hooks refresh them); the identity checks below stay out of the trace.
+            # Inside a captured update: the lists as `refresh_` left them just before the call; the identity
+            # checks below stay out of the trace.
             return cached[1], cached[2]
         layers = self.sparse_layers(role)
         masks = [layer.mask for layer in layers]
@@ -231,6 +231,12 @@ class Topology:
             cached = (masks, cached[1], cached[2])
             self._apply_cache[role] = cached
         return cached[1], cached[2]
+
+    def refresh_(self, role: str) -> None:
+        """Bring the cached weight and float-mask lists of `role` up to date with its masks (in place where the
+        set of sparse layers is unchanged). A captured update reads those lists without checking them, so its
+        host side calls this before every captured call (capture.py)."""
+        self._apply_lists(role)
 
     @torch.no_grad()
     def apply_(self, role: str) -> None:
