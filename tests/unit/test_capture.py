@@ -5,9 +5,9 @@ the same env steps with `on_step` / `on_sample` / update / `on_update`: one run 
 `CapturedUpdate` (`torch.compile(fullgraph=True)` with the cheap `eager` backend: the proxy for "capturable as a CUDA
 graph" without inductor's compile time). Method params are scaled so that each method's event (topology update,
 recycling, reset, injection) fires inside the updates. After them, every network parameter of the two runs agrees
-within ATOL + RTOL·|w| = 1e-5 + 1e-4·|w| (the traced backward and the captured Adam round differently from eager:
-TD3/SAC parameters differ by ~1e-7 after 24 updates), up to OUTLIERS of its entries within CAP; so do the latest
-losses, and masked weights are exactly zero.
+within ATOL + RTOL·|w| = 3e-5 + 1e-4·|w| (a tenth of an Adam step at lr 3e-4; the traced backward and the
+captured Adam round differently from eager: TD3/SAC parameters differ by ~1e-7 after 24 updates), up to OUTLIERS
+of its entries within CAP; so do the latest losses, and masked weights are exactly zero.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from neuroplastic.nets import MaskedLinear
 from neuroplastic.seeding import global_rng_state, set_global_rng_state
 from tests.conftest import tiny_config
 
-ATOL, RTOL = 1e-5, 1e-4
+ATOL, RTOL = 3e-5, 1e-4
 # Adam turns rounding noise in near-zero gradients (DrQ-v2's trunk sees padded, constant pixels) into steps of
 # up to lr, so a few entries may drift further: at most this fraction (or one entry) per parameter, and never
 # more than CAP.
