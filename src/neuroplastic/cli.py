@@ -49,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ckpt_dir=Path(args.ckpt_dir) if args.ckpt_dir else None,
             device=args.device,
             progress=not args.quiet,
+            tensorboard=args.tensorboard,
             compile=args.compile,
         )
     except (loop.NonFiniteLossError, loop.RunDirError) as err:
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--quiet", action="store_true", help="no progress output")
         p.add_argument(
+            "--tensorboard",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="TensorBoard event files beside metrics.jsonl (default: on; not part of the run's identity)",
+        )
+        p.add_argument(
             "--gpus",
             type=int,
             default=0,
@@ -139,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     from neuroplastic.analysis.commands import add_parsers as add_workflow_parsers
 
     add_workflow_parsers(sub)  # plan, aggregate, figures, estimate
+    from neuroplastic.watch import add_parsers as add_watch_parsers
+
+    add_watch_parsers(sub)  # status, plot, tensorboard
     return parser
 
 

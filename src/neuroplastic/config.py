@@ -67,6 +67,21 @@ class CycleConfig(_Strict):
         return len(self.tasks) * self.phase_steps * self.cycles
 
 
+class ProbeConfig(_Strict):
+    """The Fig. 4 forgetting probe (neuroplastic.probes; docs/deviations.md, "Fig. 4 forgetting probe")."""
+
+    early_fraction: float = Field(
+        0.1, gt=0.0, le=1.0, description="The early window: this fraction of the env steps after start_steps."
+    )
+    transitions: int = Field(
+        1000, gt=0, description="At most this many transitions of the early window, frozen for TD error and Q."
+    )
+    states: int = Field(
+        5, gt=0, description="At most this many env states of the early window to start probe episodes from."
+    )
+    episode_steps: int = Field(1000, gt=0, description="Longest probe episode (env steps from a saved state).")
+
+
 class RunConfig(_Strict):
     """Top-level keys of a run config (see `config/README.md`)."""
 
@@ -88,13 +103,15 @@ class RunConfig(_Strict):
         default_factory=list, description="Interventions applied to the agent, in order; empty = plain agent."
     )
     cycle: CycleConfig | None = Field(None, description="Task schedule of `env: cycling`; only valid with it.")
+    probe: ProbeConfig | None = Field(None, description="Fig. 4 forgetting probe; None (default) = off.")
 
     @model_serializer(mode="wrap")
-    def _drop_unset_cycle(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Runs without a cycle serialise exactly as before the key existed, so their run ids are unchanged.
+    def _drop_unset_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Runs without these optional sections serialise exactly as before the keys existed: run ids are unchanged.
         data = handler(self)
-        if data.get("cycle") is None:
-            data.pop("cycle", None)
+        for key in ("cycle", "probe"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
     @model_validator(mode="before")
@@ -179,6 +196,10 @@ def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
     if env_problem:
         problems.append(f"env: {env_problem}")
     problems += _cycle_problems(cfg)
+    if cfg.probe is not None and agent is not None:
+        from neuroplastic.probes import config_problems as probe_problems
+
+        problems += [f"probe: {p}" for p in probe_problems(cfg, agent)]
     if agent is not None and not problems:
         cls = AGENTS[agent["name"]]
         for m in methods:

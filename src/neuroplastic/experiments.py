@@ -22,15 +22,14 @@ from typing import Any
 import yaml
 
 from neuroplastic import config as run_config
+from neuroplastic.overlay import WorkflowConfigError, deep_merge, load_workflow_config
+
+__all__ = ["Member", "Plan", "WorkflowConfigError", "expand", "load_config", "plan_from_dict", "plan_from_file"]
 
 # The schema lives with the workflow; an editable install and a repo checkout both find it here.
 # A non-editable install (the container) points NEUROPLASTIC_REPO at the copy of the repository it ships.
 REPO_ROOT = Path(os.environ.get("NEUROPLASTIC_REPO") or Path(__file__).resolve().parents[2])
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class WorkflowConfigError(ValueError):
-    """A workflow config that cannot be planned. The message names the offending key or experiment."""
 
 
 @dataclass(frozen=True)
@@ -162,15 +161,6 @@ def validate_schema(cfg: dict[str, Any], schema_path: Path | None = None, source
 # expansion
 
 
-def _deep_merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
-        return out
-    return copy.deepcopy(over)
-
-
 def _agent_dict(agent: Any) -> dict[str, Any] | None:
     if agent is None:
         return None
@@ -184,7 +174,7 @@ def _merge_agent(base: Any, over: Any) -> Any:
         return base
     if base is None or ("name" in over and over["name"] != base.get("name")):
         return over
-    return _deep_merge(base, over)
+    return deep_merge(base, over)
 
 
 def _set_path(run: dict[str, Any], path: str, value: Any, where: str) -> None:
@@ -243,6 +233,26 @@ def _max_train(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _agent_override_problems(overrides: dict[str, Any], agent: str | None, where: str) -> list[str]:
+    """Per-env agent overrides must name params of the experiment's agent (DrQ-v2's per-task settings)."""
+    from neuroplastic.agents import AGENTS
+
+    if agent not in AGENTS:
+        return []  # resolving the run reports the unknown agent
+    fields = AGENTS[agent].Params.model_fields
+    problems = []
+    for env, params in overrides.items():
+        if not isinstance(params, dict):
+            problems.append(f"{where}.agent_overrides.{env}: must be a mapping of {agent!r} params")
+            continue
+        problems += [
+            f"{where}.agent_overrides.{env}.{key}: not a parameter of agent {agent!r}"
+            for key in params
+            if key == "name" or key not in fields
+        ]
+    return problems
+
+
 def expand(cfg: dict[str, Any]) -> Plan:
     """Expand a schema-validated config into runs; every run is resolved (method, env, agent, keys checked)."""
     runs: dict[str, dict[str, Any]] = {}
@@ -252,16 +262,23 @@ def expand(cfg: dict[str, Any]) -> Plan:
     for exp_name, exp in cfg["experiments"].items():
         where_exp = f"experiments.{exp_name}"
         exp_train = {**cfg["train"], **exp.get("train", {})}
+        agent_overrides = exp.get("agent_overrides") or {}
+        problems += [
+            f"{where_exp}.agent_overrides: env {env!r} is not one of the experiment's envs {exp['envs']}"
+            for env in agent_overrides
+            if env not in exp["envs"]
+        ]
         seen_variants: set[str] = set()
         for vi, variant in enumerate(exp["variants"]):
             where = f"{where_exp}.variants[{vi}] ({variant['label']})"
-            base = _deep_merge(cfg.get("run", {}), exp.get("run", {}))
-            base = _deep_merge(base, variant.get("run", {}))
+            base = deep_merge(cfg.get("run", {}), exp.get("run", {}))
+            base = deep_merge(base, variant.get("run", {}))
             agent = None
             for source in (cfg["run"], exp["run"], variant["run"], variant):
                 agent = _merge_agent(agent, source.get("agent"))
             if agent is not None:
                 base["agent"] = agent
+                problems += _agent_override_problems(agent_overrides, agent.get("name"), where_exp)
             for key, origin in (("env", "envs"), ("seed", "seeds"), ("method", "variant's method")):
                 if key in base:
                     problems.append(f"{where}: run.{key} is not allowed: it comes from the experiment's {origin}")
@@ -286,6 +303,8 @@ def expand(cfg: dict[str, Any]) -> Plan:
                             problems.append(str(err))
                             break
                         run["env"], run["seed"] = env, seed
+                        if env in agent_overrides:
+                            run["agent"] = deep_merge(run.get("agent", {}), agent_overrides[env])
                         try:
                             resolved = run_config.resolve(run, source=where)
                         except run_config.ConfigError as err:
@@ -297,6 +316,7 @@ def expand(cfg: dict[str, Any]) -> Plan:
                         train[rid] = _max_train(train.get(rid, exp_train), exp_train)
                         members.append(Member(exp_name, variant["label"], variant_id, env, seed, rid, tags))
     if problems:
+        problems = list(dict.fromkeys(problems))  # an override problem is found once per variant
         raise WorkflowConfigError("invalid workflow config\n  " + "\n  ".join(problems))
     plan = Plan(cfg, runs, members, train)
     _check_figures(plan)
@@ -312,16 +332,8 @@ def _check_figures(plan: Plan) -> None:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """A workflow config from YAML, or JSON (`.json`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WorkflowConfigError(f"{path}: config file not found")
-    try:
-        # JSON is parsed as JSON: PyYAML (YAML 1.1) would read floats like 1e-06 as strings.
-        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise WorkflowConfigError(f"{path}: cannot parse: {err}") from None
-    return data
+    """A workflow config from YAML, or JSON (`.json`); an overlay (`include:`) comes back merged and full."""
+    return load_workflow_config(path)
 
 
 def plan_from_dict(cfg: dict[str, Any], source: str = "config", schema_path: Path | None = None) -> Plan:

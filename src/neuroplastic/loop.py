@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuroplastic import capture, envs, metrics, runlog
+from neuroplastic import capture, envs, metrics, probes, runlog
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -78,6 +78,7 @@ class Run:
     replay: Replay
     metrics_gen: torch.Generator
     obs: np.ndarray
+    probe: probes.ForgettingProbe | None = None
     # The update function: `agent.update` (eager) or a captured update (`--compile`, capture.py).
     update: Callable[[Any], None] | None = None
 
@@ -96,7 +97,7 @@ def build(cfg: RunConfig, device: torch.device) -> Run:
     replay = agent.make_replay(capacity, seed=cfg.seed)
     metrics_gen = torch.Generator(device=device)
     metrics_gen.manual_seed(cfg.seed + 1)
-    return Run(cfg, device, env, agent, methods, replay, metrics_gen, obs)
+    return Run(cfg, device, env, agent, methods, replay, metrics_gen, obs, probes.build(cfg))
 
 
 def collect(run: Run, loop: LoopState, t: int) -> None:
@@ -189,6 +190,7 @@ def _checkpoint_state(run: Run, loop: LoopState, log: runlog.MetricsLog) -> dict
         "rng": global_rng_state(),
         "metrics_gen": run.metrics_gen.get_state(),
         "log_offset": log.offset(),
+        "probe": run.probe.state_dict() if run.probe else None,
     }
 
 
@@ -205,6 +207,8 @@ def _restore(run: Run, state: dict[str, Any]) -> tuple[LoopState, int]:
     set_global_rng_state(state["rng"])
     run.metrics_gen.set_state(state["metrics_gen"])
     run.obs = state["obs"]
+    if run.probe:
+        run.probe.load_state_dict(state["probe"])
     return LoopState(**state["loop"]), state["log_offset"]
 
 
@@ -242,12 +246,14 @@ def train(
     ckpt_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    tensorboard: bool = True,
     compile: str = "auto",
 ) -> Path:
     """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path.
 
-    `compile` (off | compile | graphs | auto, see capture.py) selects how updates execute; like `device` it is
-    not part of the run's identity."""
+    `device`, `progress`, `tensorboard` (event files beside `metrics.jsonl`) and `compile` (off | compile | graphs
+    | auto: how updates execute, see capture.py) are not part of the run's identity.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
@@ -271,7 +277,7 @@ def train(
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
     run = build(cfg, dev)
     ckpt = Checkpointer(ckpt_dir or default_ckpt_dir(out))
-    log = runlog.MetricsLog(out / runlog.METRICS_JSONL)
+    log = runlog.MetricsLog(out / runlog.METRICS_JSONL, tensorboard=tensorboard)
     loop = LoopState()
     latest = ckpt.latest()
     offset = 0
@@ -297,6 +303,8 @@ def train(
                 row.update(evaluate(run))
                 if bar:
                     bar.eval(row["eval_return"])
+            if run.probe:
+                row.update(run.probe.on_step(run, t))
             log.write(t, row)
             if cfg.checkpoint_every and t % cfg.checkpoint_every == 0 and t < cfg.steps:
                 loop.train_seconds += time.perf_counter() - t0

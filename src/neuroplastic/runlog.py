@@ -4,6 +4,9 @@
 flushed as training goes, so a crash loses at most the line being written. On resume the file is cut back to
 the byte offset recorded in the checkpoint. At the end it becomes `metrics.parquet` in long format
 (`step`, `metric`, `value`). `done` is written last, by atomic rename: it is the only file other jobs trust.
+Beside them, unless turned off: TensorBoard event files holding the same log events (see events.py), and
+`attempt.json`, where the current training attempt started (`{"step", "time", "host", "pid"}`), from which
+`neuroplastic status` measures a running run's speed and tells a live process from a killed one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ METRICS_JSONL = "metrics.jsonl"
 METRICS_PARQUET = "metrics.parquet"
 CONFIG_JSON = "config.json"
 MANIFEST_JSON = "manifest.json"
+ATTEMPT_JSON = "attempt.json"
 DONE = "done"
 
 SCHEMA = pa.schema([("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
@@ -39,16 +45,29 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class MetricsLog:
-    def __init__(self, path: Path) -> None:
+    """`metrics.jsonl`, and its TensorBoard mirror when `tensorboard` is on (an execution option, not identity)."""
+
+    def __init__(self, path: Path, tensorboard: bool = True) -> None:
         self.path = path
         self._f = None
+        self._events = None
+        if tensorboard:
+            from neuroplastic.events import EventLog
+
+            self._events = EventLog(path.parent)
 
     def open(self, offset: int = 0) -> None:
-        """Open for appending after cutting the file back to `offset` bytes."""
+        """Open for appending after cutting the file back to `offset` bytes (the event files follow it)."""
         mode = "r+b" if self.path.exists() else "w+b"
         self._f = open(self.path, mode)  # noqa: SIM115 - kept open for the whole run
         self._f.truncate(offset)
         self._f.seek(offset)
+        kept = read_log_events(self.path) if offset else []
+        if self._events is not None:
+            self._events.open(kept)
+        start = kept[-1][0] if kept else 0
+        attempt = {"step": start, "time": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        atomic_write(self.path.parent / ATTEMPT_JSON, (json.dumps(attempt) + "\n").encode())
 
     def offset(self) -> int:
         return self._f.tell()
@@ -59,24 +78,39 @@ class MetricsLog:
         line = json.dumps({"step": step, "metrics": metrics}, separators=(",", ":"), allow_nan=True)
         self._f.write(line.encode() + b"\n")
         self._f.flush()
+        if self._events is not None:
+            self._events.write(step, metrics)
 
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
             self._f = None
+        if self._events is not None:
+            self._events.close()
+
+
+class MetricsLineError(ValueError):
+    """A `metrics.jsonl` line that is cut short (a killed run) or not a log event; the message names file:line."""
+
+
+def parse_log_line(raw: bytes, where: str) -> tuple[int, dict[str, float]]:
+    if not raw.endswith(b"\n"):
+        raise MetricsLineError(f"{where}: incomplete metrics line (the run was killed while writing it?)")
+    try:
+        rec = json.loads(raw)
+        return int(rec["step"]), {str(k): float(v) for k, v in rec["metrics"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        raise MetricsLineError(f"{where}: corrupt metrics line") from None
+
+
+def read_log_events(path: Path) -> list[tuple[int, dict[str, float]]]:
+    """Every log event of a `metrics.jsonl`: [(step, {metric: value})]."""
+    with open(path, "rb") as f:
+        return [parse_log_line(raw, f"{path}:{lineno}") for lineno, raw in enumerate(f, 1)]
 
 
 def read_jsonl(path: Path) -> list[tuple[int, str, float]]:
-    rows = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}:{lineno}: corrupt metrics line") from None
-            for name, value in rec["metrics"].items():
-                rows.append((int(rec["step"]), str(name), float(value)))
-    return rows
+    return [(step, name, value) for step, metrics in read_log_events(path) for name, value in metrics.items()]
 
 
 def write_parquet(rows: list[tuple[int, str, float]], path: Path) -> None:

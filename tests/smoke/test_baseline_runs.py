@@ -1,39 +1,24 @@
-"""Baselines through `loop.train`: compositions work; runs equal plain TD3 until the method first acts; Reset and
-Plasticity Injection runs resume bit-identically after a SIGKILL. (Every (agent, method) pair alone is trained by
-`test_every_method.py` with each method's `smoke_params`.)"""
+"""Baselines through `loop.train`: compositions work; runs equal plain TD3 until the method first acts; the
+stateful baselines resume bit-identically from a checkpoint, and SAC (with Plasticity Injection) after a SIGKILL.
+(Every (agent, method) pair alone is trained by `test_every_method.py` with each method's `smoke_params`.)"""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import torch
-import yaml
 
 from neuroplastic import config, loop
-from tests.baseline_helpers import one_thread
-from tests.conftest import REPO, tiny_config
+from tests.conftest import assert_kill_9_resume_is_bit_identical, assert_resume_is_bit_identical, tiny_config
 
 pytestmark = pytest.mark.smoke
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
-
-
 def _cfg(method, agent="td3", **kw) -> dict:
     base = {
-        "agent": {"name": agent, "hidden": 64},
+        "agent": {"name": agent, "hidden": 64, "batch_size": 64},
         "steps": 1000,
         "start_steps": 500,
         "eval_every": 1000,
@@ -62,8 +47,8 @@ COMPOSITIONS = [
     ("sac", [{"name": "reset", "interval": 700, "last_layers": 1}, {"name": "nap"}]),
     ("sac", [{"name": "redo", "interval": 100}, {"name": "layernorm", "nets": "critic"}]),
     # the NE compositions the reviewers asked for
-    ("td3", [{"name": "ne", "delta": 50, "review_every": 50}, {"name": "layernorm"}]),
-    ("td3", [{"name": "ne", "delta": 50, "review_every": 50}, {"name": "crelu", "nets": "both"}]),
+    ("td3", [{"name": "ne", "growth": {"delta": 50}, "review": {"every": 50}}, {"name": "layernorm"}]),
+    ("td3", [{"name": "ne", "growth": {"delta": 50}, "review": {"every": 50}}, {"name": "crelu", "nets": "both"}]),
 ]
 
 
@@ -97,43 +82,25 @@ def test_logged_metrics_equal_plain_td3_until_the_method_acts(tmp_path, entry, f
     assert any(plain["critic_loss"][s] != method["critic_loss"][s] for s in after)
 
 
-def _cli_train(cfg_path: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    code = "import sys; from neuroplastic.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, "train", str(cfg_path), "--out", str(out), "--threads", "1", "--quiet"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+RESUME_CASES = [
+    # resets at 300 (before the checkpoint at 400) and 600, 900 (after)
+    ("td3", [{"name": "reset", "interval": 300}]),
+    # injected before the checkpoint: the restore re-creates the new heads before loading weights
+    ("td3", [{"name": "plasticity_injection", "at_step": 350}]),
+    ("td3", [{"name": "redo", "interval": 100}, {"name": "l2_init"}]),
+    ("sac", [{"name": "shrink_perturb", "interval": 300}, {"name": "nap"}, {"name": "crelu"}]),
+]
 
 
-@pytest.mark.parametrize(
-    ("agent", "entry"),
-    [
-        ("td3", {"name": "reset", "interval": 300}),  # resets at 300 (before the checkpoint) and 600, 900 (after)
-        ("td3", {"name": "plasticity_injection", "at_step": 350}),  # injected before the checkpoint at 400
-        ("sac", {"name": "plasticity_injection", "at_step": 350, "nets": "critic"}),
-    ],
-    ids=["td3-reset", "td3-injection", "sac-injection"],
-)
-def test_resume_after_sigkill_is_bit_identical(tmp_path, agent, entry):
-    cfg = _cfg([entry], agent=agent, steps=1000, start_steps=200, log_every=50, eval_every=500, checkpoint_every=400)
-    reference = tmp_path / "reference"
-    loop.train(config.resolve(cfg), reference, progress=False)
+@pytest.mark.parametrize(("agent", "methods"), RESUME_CASES, ids=lambda x: x if isinstance(x, str) else None)
+def test_resume_is_bit_identical(tmp_path, monkeypatch, agent, methods):
+    cfg = _cfg(methods, agent=agent, steps=1000, start_steps=200, log_every=50, eval_every=500, checkpoint_every=400)
+    whole = assert_resume_is_bit_identical(tmp_path, config.resolve(cfg), 700, monkeypatch)
+    if methods[0]["name"] == "redo":
+        assert whole.loc[1000, "redo.recycles"] == 8
 
-    cfg_path = tmp_path / "run.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "killed"
-    ckpt = loop.default_ckpt_dir(out)
-    proc = _cli_train(cfg_path, out)
-    deadline = time.monotonic() + 300
-    while not (ckpt.exists() and any(ckpt.glob("*.complete"))):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "done").exists(), "the run finished before it could be killed"
 
-    loop.train(config.resolve(cfg), out, progress=False)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["resumes"] == 1
-    assert (out / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
-    assert torch.get_num_threads() == 1
+def test_sac_kill_9_then_rerun_is_bit_identical(tmp_path):
+    entry = {"name": "plasticity_injection", "at_step": 350, "nets": "critic"}  # injected before the checkpoint
+    cfg = _cfg([entry], agent="sac", steps=2000, start_steps=200, log_every=50, eval_every=500, checkpoint_every=400)
+    assert_kill_9_resume_is_bit_identical(tmp_path, cfg)

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
 from neuroplastic import config, figures, loop
 from neuroplastic.figures.kinds import cycling
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_interrupted
 
 pytestmark = pytest.mark.smoke
 
 TASKS = ["HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4"]
 PHASE = 150
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny networks on a shared 2-core machine: a second thread only adds contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cycling_run(**overrides) -> dict:
@@ -67,21 +57,8 @@ def test_every_eval_step_has_every_task_and_the_phase(tmp_path):
 def test_resume_in_the_middle_of_a_phase_is_bit_identical(tmp_path, monkeypatch, capsys):
     cfg = config.resolve(cycling_run(checkpoint_every=100))
     loop.train(cfg, tmp_path / "reference", progress=False)
-
-    real_collect = loop.collect
-
-    def crash_at_step_470(run, state, t):
-        if t == 470:
-            raise KeyboardInterrupt("simulated crash")
-        real_collect(run, state, t)
-
-    monkeypatch.setattr(loop, "collect", crash_at_step_470)
-    with pytest.raises(KeyboardInterrupt):
-        loop.train(cfg, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(loop, "collect", real_collect)
-    assert not (tmp_path / "resumed" / "done").exists()
     capsys.readouterr()
-    loop.train(cfg, tmp_path / "resumed", progress=False)
+    train_interrupted(cfg, tmp_path / "resumed", 470, monkeypatch)
     # Checkpoints at 100, 200, ..., the crash at 470: the run resumes from step 400, in phase 2 (steps 301..450),
     # and then crosses the switch to phase 3 at step 450.
     resumed_at = int(capsys.readouterr().err.split("resumed from checkpoint at step ")[1].split()[0])

@@ -14,11 +14,11 @@ import pytest
 
 from neuroplastic import config, loop
 from neuroplastic.methods import METHODS
-from tests.smoke.test_determinism_resume import _train_cli, run_killed_and_resumed
+from tests.conftest import assert_kill_9_resume_is_bit_identical
 
 pytestmark = pytest.mark.smoke
 
-STEPS, START = 300, 150
+STEPS, START = 200, 100
 
 
 def pixel_config(**overrides) -> dict:
@@ -29,7 +29,7 @@ def pixel_config(**overrides) -> dict:
         "seed": 0,
         "steps": STEPS,
         "start_steps": START,
-        "eval_every": 150,
+        "eval_every": STEPS // 2,
         "eval_episodes": 1,
         "log_every": 50,
         "metrics_batch": 32,
@@ -39,17 +39,17 @@ def pixel_config(**overrides) -> dict:
     return cfg
 
 
-# Params that make each method act within this 300-step run (75 updates at RR 0.5); methods not listed use
+# Params that make each method act within this 200-step run (50 updates at RR 0.5); methods not listed use
 # their own `smoke_params`. Plasticity injection runs twice (actor head, critic head), as in Ma et al.
 PIXEL_SMOKE_PARAMS = {
-    "reset": {"interval": 200, "nets": ["actor", "critic"], "last_layers": 3},
-    "redo": {"interval": 20},
-    "plasticity_injection": {"at_step": 200, "encoder_layers": 0, "nets": "critic"},
-    "plasticity_injection[actor]": {"at_step": 200, "encoder_layers": 0, "nets": "actor"},
-    "shrink_perturb": {"interval": 200},
-    "data_augmentation": {"enabled": False, "from_step": 200},
+    "reset": {"interval": 150, "nets": ["actor", "critic"], "last_layers": 3},
+    "redo": {"interval": 15},
+    "plasticity_injection": {"at_step": 150, "encoder_layers": 0, "nets": "critic"},
+    "plasticity_injection[actor]": {"at_step": 150, "encoder_layers": 0, "nets": "actor"},
+    "shrink_perturb": {"interval": 150},
+    "data_augmentation": {"enabled": False, "from_step": 150},
     "adaptive_rr": {"check_every": 2, "threshold": 1.0},
-    "ne": {"delta": 20, "review_every": 20},
+    "ne": {"growth": {"delta": 20}, "review": {"every": 20}},
 }
 
 # NE's presets (ne_code, ne_no_review, ...) share NE's code path on DrQ-v2; `ne` stands for them here.
@@ -68,7 +68,7 @@ def test_drqv2_trains_with_method(tmp_path, case):
     loop.train(cfg, tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     assert all(math.isfinite(v) for v in df.value), df[~df.value.map(math.isfinite)]
-    assert df[df.metric == "eval_return"].step.tolist() == [150, 300]
+    assert df[df.metric == "eval_return"].step.tolist() == [STEPS // 2, STEPS]
     wide = df.pivot(index="step", columns="metric", values="value")
     for module in ("encoder", "actor", "critic"):
         fau = wide[f"fau.{module}"]
@@ -84,7 +84,7 @@ def test_drqv2_trains_with_method(tmp_path, case):
         assert (rr == 0.5).all()
         assert wide["updates"].max() == (STEPS - START) / 2
     if method == "data_augmentation":
-        assert wide["da.enabled"].loc[150] == 1.0 and wide["da.enabled"].loc[300] == 0.0
+        assert wide["da.enabled"].loc[STEPS // 2] == 1.0 and wide["da.enabled"].loc[STEPS] == 0.0
     if method == "redo":
         assert wide["redo.recycles"].iloc[-1] >= 3 and "redo.recycled_fraction.encoder" in wide
     if method == "ne":
@@ -93,9 +93,4 @@ def test_drqv2_trains_with_method(tmp_path, case):
 
 def test_drqv2_kill_9_then_rerun_is_bit_identical(tmp_path):
     cfg = pixel_config(checkpoint_every=100, method=[{"name": "adaptive_rr", "check_every": 2, "threshold": 1.0}])
-    resumed = run_killed_and_resumed(tmp_path, cfg)
-    ref = tmp_path / "runs" / "reference"
-    proc = _train_cli(tmp_path / "cfg.yaml", ref)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err.decode()
-    assert resumed == (ref / "metrics.parquet").read_bytes()
+    assert_kill_9_resume_is_bit_identical(tmp_path, cfg)

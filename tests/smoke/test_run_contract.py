@@ -24,12 +24,16 @@ def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-def test_tiny_hopper_run_writes_the_five_files(tmp_path):
+def test_tiny_hopper_run_writes_the_run_files(tmp_path):
     cfg_path = REPO / "config" / "examples" / "td3-hopper-tiny.yaml"
     out = tmp_path / "runs" / "hopper"
     res = _cli("train", str(cfg_path), "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == [
+    names = sorted(p.name for p in out.iterdir())
+    events = [n for n in names if n.startswith("events.out.tfevents.")]
+    assert len(events) == 1  # TensorBoard's mirror of metrics.jsonl (on by default)
+    assert [n for n in names if n not in events] == [
+        "attempt.json",
         "config.json",
         "done",
         "manifest.json",

@@ -7,41 +7,33 @@ import math
 
 import pandas as pd
 import pytest
-import torch
 
 from neuroplastic import config, loop
-from tests.conftest import tiny_config
+from tests.conftest import assert_resume_is_bit_identical, metrics_table, tiny_config
 
 pytestmark = pytest.mark.smoke
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two intra-op threads on a shared 2-core machine can be much slower than one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # 300 updates (U); logs every 50 env steps.
-BASE = {"steps": 800, "start_steps": 500, "log_every": 50, "eval_every": 400}
+BASE = {
+    "agent": {"name": "td3", "hidden": 64, "batch_size": 64},
+    "steps": 800,
+    "start_steps": 500,
+    "log_every": 50,
+    "eval_every": 400,
+}
 
 
 def _train(tmp_path, name: str, method: list) -> pd.DataFrame:
     cfg = config.resolve(tiny_config(**BASE, method=method))
     loop.train(cfg, tmp_path / name, progress=False)
-    return pd.read_parquet(tmp_path / name / "metrics.parquet")
-
-
-def _table(df: pd.DataFrame) -> pd.DataFrame:
-    return df.pivot_table(index="step", columns="metric", values="value", dropna=False)
+    return metrics_table(tmp_path / name)
 
 
 def test_gmp_is_the_plain_run_until_its_first_prune(tmp_path):
-    plain = _table(_train(tmp_path, "plain", []))
+    plain = _train(tmp_path, "plain", [])
     # t0 = 60 (prunes nothing at s = 0), ΔT = 50: first real prune at t = 110, i.e. update 111 = env step 611.
-    gmp = _table(_train(tmp_path, "gmp", [{"name": "gmp", "delta": 50, "weight_decay": 0.0}]))
+    gmp = _train(tmp_path, "gmp", [{"name": "gmp", "delta": 50, "weight_decay": 0.0}])
     cols = list(plain.columns)
     before, after = plain.index <= 610, plain.index > 610
     assert before.sum() >= 2 and after.sum() >= 2
@@ -55,8 +47,8 @@ def test_gmp_is_the_plain_run_until_its_first_prune(tmp_path):
 
 def test_rigl_density_is_constant_and_grad_snr_does_not_perturb_training(tmp_path):
     rigl = [{"name": "rigl", "delta": 40}]
-    alone = _table(_train(tmp_path, "rigl", rigl))
-    measured = _table(_train(tmp_path, "rigl_snr", [*rigl, {"name": "grad_snr", "batch_size": 64}]))
+    alone = _train(tmp_path, "rigl", rigl)
+    measured = _train(tmp_path, "rigl_snr", [*rigl, {"name": "grad_snr", "batch_size": 64}])
     pd.testing.assert_frame_equal(alone, measured[alone.columns])
     assert measured["grad_snr.critic"].notna().all() and (measured["grad_snr.critic"] > 0).all()
     # 0.9 ERK sparsity all along; masks changed at t = 0, 40, …, 240 (T_stop = 240): 7 updates per network
@@ -66,20 +58,16 @@ def test_rigl_density_is_constant_and_grad_snr_does_not_perturb_training(tmp_pat
     assert alone.loc[800, "topology.updates.actor"] == 7
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_sparse_methods_resume_bit_identically(tmp_path, monkeypatch):
     """SET on the critic, GMP on the actor and grad_snr in one run, interrupted mid-schedule and resumed."""
     method = [
-        {"name": "set", "roles": ["critic"], "delta": 20},
-        {"name": "gmp", "roles": ["actor"], "delta": 20},
+        {"name": "set", "nets": "critic", "delta": 20},
+        {"name": "gmp", "nets": "actor", "delta": 20},
         {"name": "grad_snr", "batch_size": 32},
     ]
     cfg = config.resolve(
         tiny_config(
-            agent={"name": "td3", "hidden": 64},
+            agent={"name": "td3", "hidden": 64, "batch_size": 64},
             steps=900,
             start_steps=300,
             log_every=100,
@@ -88,22 +76,8 @@ def test_sparse_methods_resume_bit_identically(tmp_path, monkeypatch):
             method=method,
         )
     )
-    loop.train(cfg, tmp_path / "whole", progress=False)
-    real_collect = loop.collect
-
-    def dying_collect(run, state, t):
-        if t == 550:  # update 250: between the checkpoint at 400 and the next, mid-pruning (t0 = 120, t_end = 480)
-            raise _Killed
-        real_collect(run, state, t)
-
-    monkeypatch.setattr(loop, "collect", dying_collect)
-    with pytest.raises(_Killed):
-        loop.train(cfg, tmp_path / "split", progress=False)
-    monkeypatch.setattr(loop, "collect", real_collect)
-    loop.train(cfg, tmp_path / "split", progress=False)
-    whole = _table(pd.read_parquet(tmp_path / "whole" / "metrics.parquet"))
-    split = _table(pd.read_parquet(tmp_path / "split" / "metrics.parquet"))
-    pd.testing.assert_frame_equal(whole, split, check_exact=True)
+    # interrupted at update 250: between the checkpoint at 400 and the next, mid-pruning (t0 = 120, t_end = 480)
+    whole = assert_resume_is_bit_identical(tmp_path, cfg, 550, monkeypatch)
     assert whole.loc[900, "topology.updates.critic"] == 480 // 20 + 1
     assert whole.loc[900, "density.actor"] == pytest.approx(0.1, abs=3e-3)
     assert whole["density.critic"].nunique() == 1

@@ -12,17 +12,18 @@ from neuroplastic import config, loop
 from neuroplastic.methods import METHODS
 from neuroplastic.methods._common import fresh_net, seed_for
 from neuroplastic.methods.injection import InjectedMLP
-from tests.baseline_helpers import advance, build, equal_states, full_state, one_thread, snapshot, the_method
-from tests.conftest import tiny_config
-from tests.unit.test_no_host_sync import forbid_host_sync
+from tests.conftest import (
+    advance,
+    build_run,
+    equal_states,
+    forbid_host_sync,
+    full_state,
+    snapshot,
+    the_method,
+    tiny_config,
+)
 
 START = 100
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
 
 
 def test_every_baseline_is_registered_and_accepted_by_the_config():
@@ -51,8 +52,8 @@ FIRST_ACTION = {
 @pytest.mark.parametrize("method", sorted(FIRST_ACTION))
 def test_run_equals_plain_agent_until_the_method_first_acts(agent, method):
     entry, first = FIRST_ACTION[method]
-    plain, plain_state = build(agent=agent, start_steps=START, steps=400)
-    run, run_state = build(entry, agent=agent, start_steps=START, steps=400)
+    plain, plain_state = build_run(agent=agent, start_steps=START, steps=400)
+    run, run_state = build_run(entry, agent=agent, start_steps=START, steps=400)
     advance(plain, plain_state, first - 1)
     advance(run, run_state, first - 1)
     assert equal_states(full_state(plain), full_state(run)) == []
@@ -69,10 +70,10 @@ def _params(module):
 
 @pytest.mark.parametrize("agent", ["td3", "sac"])
 def test_reset_reinitialises_syncs_targets_keeps_buffer_and_global_rng(agent):
-    run, st = build({"name": "reset", "interval": 1000}, agent=agent, start_steps=START, steps=2000)
+    run, st = build_run({"name": "reset", "interval": 1000}, agent=agent, start_steps=START, steps=2000)
     advance(run, st, START + 40)
     a = run.agent
-    initial = {role: _params(net) for role, net in build(agent=agent)[0].agent.nets.items()}
+    initial = {role: _params(net) for role, net in build_run(agent=agent)[0].agent.nets.items()}
     before = {role: _params(net) for role, net in a.nets.items()}
     replay_before = run.replay.state_dict()
     rng_before = torch.get_rng_state()
@@ -101,7 +102,7 @@ def test_reset_reinitialises_syncs_targets_keeps_buffer_and_global_rng(agent):
 
 
 def test_reset_last_layers_and_kept_optimizer_state():
-    run, st = build(
+    run, st = build_run(
         {"name": "reset", "interval": 1000, "last_layers": 1, "reset_optimizer": False}, start_steps=START, steps=2000
     )
     advance(run, st, START + 40)
@@ -122,7 +123,7 @@ def test_reset_last_layers_and_kept_optimizer_state():
 
 
 def test_reset_schedule_counts_env_steps():
-    run, _ = build({"name": "reset", "interval": 120, "max_resets": 2}, start_steps=START, steps=400)
+    run, _ = build_run({"name": "reset", "interval": 120, "max_resets": 2}, start_steps=START, steps=400)
     method, calls, now = the_method(run), [], [0]
     method.reset = lambda agent, number: calls.append((now[0], number))
     for t in range(1, 401):
@@ -160,7 +161,7 @@ def _mlps_with_inputs(agent, batch):
 
 def _plant_and_recycle(methods, plant, planted):
     """Train briefly, plant dormant units, recycle once. `planted`: (role, mlp prefix, layer, [units])."""
-    run, st = build(methods, start_steps=START, steps=2000)
+    run, st = build_run(methods, start_steps=START, steps=2000)
     advance(run, st, START + 30)  # 30 critic and 15 actor Adam steps: moments are populated
     a = run.agent
     g = torch.Generator().manual_seed(1)
@@ -294,7 +295,7 @@ def test_redo_with_crelu_zeroes_both_outgoing_columns():
 
 
 def test_redo_schedule_counts_gradient_steps_and_respects_the_window():
-    run, st = build({"name": "redo", "interval": 10, "start_update": 20, "end_update": 45}, start_steps=START)
+    run, st = build_run({"name": "redo", "interval": 10, "start_update": 20, "end_update": 45}, start_steps=START)
     numbers = []
     the_method(run).recycle = lambda agent, batch, number: numbers.append((agent.updates, number))
     advance(run, st, START + 60)
@@ -303,7 +304,7 @@ def test_redo_schedule_counts_gradient_steps_and_respects_the_window():
 
 def test_redo_rejects_a_score_batch_larger_than_the_training_batch():
     with pytest.raises(ValueError, match=r"redo\.score_batch=128"):
-        build({"name": "redo", "score_batch": 128})
+        build_run({"name": "redo", "score_batch": 128})
 
 
 # --- Plasticity Injection --------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def _trainable(module):
 @pytest.mark.parametrize("agent", ["td3", "sac"])
 @pytest.mark.parametrize("encoder_layers", [1, 0])
 def test_injection_keeps_outputs_and_trainable_count_and_routes_gradients(agent, encoder_layers):
-    run, st = build(
+    run, st = build_run(
         {"name": "plasticity_injection", "at_step": 10_000, "encoder_layers": encoder_layers},
         agent=agent,
         start_steps=START,
@@ -374,7 +375,7 @@ def test_injection_keeps_outputs_and_trainable_count_and_routes_gradients(agent,
 
 
 def test_injection_trains_only_the_new_head_and_encoder():
-    run, st = build({"name": "plasticity_injection", "at_step": START + 20}, start_steps=START, steps=2000)
+    run, st = build_run({"name": "plasticity_injection", "at_step": START + 20}, start_steps=START, steps=2000)
     advance(run, st, START + 20)  # injected at the start of this step, then one update
     a = run.agent
     frozen = {n: p.detach().clone() for n, p in a.nets["critic"].named_parameters() if not p.requires_grad}
@@ -392,7 +393,7 @@ def test_injection_trains_only_the_new_head_and_encoder():
 
 
 def test_injection_default_step_is_half_the_run():
-    run, _ = build({"name": "plasticity_injection"}, steps=800)
+    run, _ = build_run({"name": "plasticity_injection"}, steps=800)
     assert the_method(run).at == 400
 
 
@@ -402,10 +403,10 @@ def _norm_layers(mlp):
 
 
 def test_layernorm_placements():
-    run, _ = build({"name": "layernorm"})
+    run, _ = build_run({"name": "layernorm"})
     assert _norm_layers(run.agent.nets["actor"].net) == [0, 1]
     assert _norm_layers(run.agent.nets["critic"].q2) == [0, 1]
-    run, _ = build({"name": "layernorm", "nets": "critic"})
+    run, _ = build_run({"name": "layernorm", "nets": "critic"})
     assert _norm_layers(run.agent.nets["actor"].net) == []
     assert _norm_layers(run.agent.nets["critic"].q1) == [0, 1]
     cfg = tiny_config(
@@ -416,15 +417,15 @@ def test_layernorm_placements():
     assert _norm_layers(ne.agent.nets["critic"].q1) == [2]  # the NE repository's placement
     assert _norm_layers(ne.agent.nets["actor"].net) == []
     with pytest.raises(ValueError, match=r"layernorm\.only_layer=2"):
-        build({"name": "layernorm", "only_layer": 2})
-    run, _ = build({"name": "layernorm", "only_layer": -1, "affine": False})
+        build_run({"name": "layernorm", "only_layer": 2})
+    run, _ = build_run({"name": "layernorm", "only_layer": -1, "affine": False})
     assert _norm_layers(run.agent.nets["actor"].net) == [1]
     assert run.agent.nets["actor"].net.norms[1].weight is None
 
 
 @pytest.mark.parametrize("agent", ["td3", "sac"])
 def test_nap_keeps_weight_norms_at_their_initial_values_and_decays_lr(agent):
-    run, st = build({"name": "nap"}, agent=agent, start_steps=START, steps=START + 40)
+    run, st = build_run({"name": "nap"}, agent=agent, start_steps=START, steps=START + 40)
     a = run.agent
     hidden_weights = [
         layer.weight
@@ -453,11 +454,11 @@ def test_nap_keeps_weight_norms_at_their_initial_values_and_decays_lr(agent):
 
 
 def test_crelu_doubles_fan_in_of_the_following_layer():
-    run, _ = build({"name": "crelu"})
+    run, _ = build_run({"name": "crelu"})
     q1, actor = run.agent.nets["critic"].q1, run.agent.nets["actor"].net
     assert [layer.in_features for layer in q1.layers[1:]] == [64, 64]
     assert [layer.in_features for layer in actor.layers[1:]] == [32, 32]  # default: critic only
-    run, _ = build({"name": "crelu", "nets": "both", "width": "halve"})
+    run, _ = build_run({"name": "crelu", "nets": "both", "width": "halve"})
     actor = run.agent.nets["actor"].net
     assert [layer.out_features for layer in actor.layers[:-1]] == [16, 16]
     assert [layer.in_features for layer in actor.layers[1:]] == [32, 32]
@@ -467,7 +468,7 @@ def test_crelu_doubles_fan_in_of_the_following_layer():
 
 # --- L2-Init, Shrink & Perturb ---------------------------------------------------------------------------------
 def test_l2_init_term_is_the_squared_distance_to_the_initial_parameters():
-    run, st = build({"name": "l2_init", "coef": 0.5}, start_steps=START, steps=2000)
+    run, st = build_run({"name": "l2_init", "coef": 0.5}, start_steps=START, steps=2000)
     a, m = run.agent, the_method(run)
     advance(run, st, 1)
     assert m.extra_loss(a, "critic").item() == 0.0
@@ -480,7 +481,7 @@ def test_l2_init_term_is_the_squared_distance_to_the_initial_parameters():
 
 def test_l2_init_keeps_the_critic_closer_to_its_initialisation():
     def distance(coef):
-        run, st = build({"name": "l2_init", "coef": coef}, start_steps=START, steps=2000)
+        run, st = build_run({"name": "l2_init", "coef": coef}, start_steps=START, steps=2000)
         init = [p.detach().clone() for p in run.agent.nets["critic"].parameters()]
         advance(run, st, START + 60)
         return sum(((p - q) ** 2).sum() for p, q in zip(run.agent.nets["critic"].parameters(), init, strict=True))
@@ -489,7 +490,7 @@ def test_l2_init_keeps_the_critic_closer_to_its_initialisation():
 
 
 def test_shrink_perturb_mixes_weights_with_a_fresh_initialisation():
-    run, st = build({"name": "shrink_perturb", "interval": 1000, "shrink": 0.6, "perturb": 0.3}, start_steps=START)
+    run, st = build_run({"name": "shrink_perturb", "interval": 1000, "shrink": 0.6, "perturb": 0.3}, start_steps=START)
     advance(run, st, START + 20)
     a, m = run.agent, the_method(run)
     critic, actor = _params(a.nets["critic"]), _params(a.nets["actor"])
@@ -498,7 +499,7 @@ def test_shrink_perturb_mixes_weights_with_a_fresh_initialisation():
     m.apply(a, number=1)
     assert torch.equal(torch.get_rng_state(), rng)
     rand = _params(fresh_net(a, "critic", seed_for(m.ctx, "shrink_perturb", 1, "critic")))
-    initial = _params(build()[0].agent.nets["critic"])
+    initial = _params(build_run()[0].agent.nets["critic"])
     for name, value in _params(a.nets["critic"]).items():
         torch.testing.assert_close(value, 0.6 * critic[name] + 0.3 * rand[name])
         assert not torch.equal(rand[name], initial[name])
@@ -522,7 +523,7 @@ ACTING_AT = {
 @pytest.mark.parametrize("agent", ["td3", "sac"])
 @pytest.mark.parametrize("method", sorted(ACTING_AT))
 def test_method_hooks_do_not_sync_with_the_host(agent, method):
-    run, st = build({"name": method, **ACTING_AT[method]}, agent=agent, start_steps=START, steps=400)
+    run, st = build_run({"name": method, **ACTING_AT[method]}, agent=agent, start_steps=START, steps=400)
     advance(run, st, START)
     for t in range(START + 1, START + 6):
         loop.collect(run, st, t)  # acting syncs by nature (the env needs the action on the host)
@@ -537,8 +538,8 @@ def test_method_hooks_do_not_sync_with_the_host(agent, method):
 
 def test_injection_rejects_methods_that_cannot_follow_its_structure():
     with pytest.raises(ValueError, match=r"plasticity_injection cannot be combined with \['redo'\]"):
-        build([{"name": "redo"}, {"name": "plasticity_injection"}])
-    run, _ = build([{"name": "plasticity_injection"}, {"name": "layernorm"}, {"name": "crelu"}])
+        build_run([{"name": "redo"}, {"name": "plasticity_injection"}])
+    run, _ = build_run([{"name": "plasticity_injection"}, {"name": "layernorm"}, {"name": "crelu"}])
     assert run.agent.nets["critic"].q1.spec.activation == "crelu"
 
 
@@ -549,7 +550,7 @@ def test_weight_edits_keep_sparse_masks(method):
     entry = {"name": method, "interval": 10_000, **({"tau": 0.5} if method == "redo" else {"nets": "both"})}
     if method == "reset":
         entry.pop("nets")
-    run, st = build([{"name": "ne"}, entry], start_steps=START, steps=20_000)
+    run, st = build_run([{"name": "ne"}, entry], start_steps=START, steps=20_000)
     advance(run, st, START + 20)
     m, a = the_method(run, 1), run.agent
     masked = [x for net in a.nets.values() for x in net.modules() if getattr(x, "mask", None) is not None]
@@ -563,3 +564,29 @@ def test_weight_edits_keep_sparse_masks(method):
         m.apply(a, number=1)
     assert all((x.weight[~x.mask] == 0).all() for x in masked)
     assert all((x.weight[x.mask] != 0).any() for x in masked)
+
+
+# --- one "which networks" type (`nets`) across methods ----------------------------------------------------------
+NETS_METHODS = [
+    name
+    for name, cls in METHODS.items()
+    if "nets" in cls.Params.model_fields and (cls.agents is None or "td3" in cls.agents)
+]
+
+
+def test_every_method_that_chooses_networks_uses_the_one_nets_type():
+    from neuroplastic.methods._common import Nets
+
+    assert {"reset", "redo", "layernorm", "nap", "crelu", "ne", "ne_code", "static", "rigl", "gmp"} <= set(NETS_METHODS)
+    for name in NETS_METHODS:
+        assert METHODS[name].Params.model_fields["nets"].annotation == Nets.__origin__, name
+    for name, cls in METHODS.items():
+        assert "roles" not in cls.Params.model_fields, name
+
+
+@pytest.mark.parametrize("name", NETS_METHODS)
+def test_nets_naming_a_missing_network_is_an_error_naming_it(name):
+    with pytest.raises(ValueError, match=rf"{name}\.nets: agent 'td3' has no network\(s\) \['encoder'\]"):
+        build_run([{"name": name, "nets": ["critic", "encoder"]}])
+    run, _ = build_run([{"name": name, "nets": ["critic"]}])  # an explicit list is the same as `critic`
+    assert run.agent.nets.keys() == {"actor", "critic"}

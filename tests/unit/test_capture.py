@@ -47,8 +47,8 @@ AGENT_SETUPS = {
 # Method params that make each event fire within UPDATES updates (updates are numbered from 1).
 METHOD_PARAMS = {
     "none": None,
-    "ne": {"delta": 8},
-    "ne_code": {"delta": 8},
+    "ne": {"growth": {"delta": 8}},
+    "ne_code": {"growth": {"delta": 8}},
     "redo": {"interval": 8, "tau": 0.5},
     "reset": {"interval": "STEP"},
     "plasticity_injection": {"at_step": "STEP"},
@@ -227,7 +227,7 @@ def test_train_with_compile_tracks_the_eager_run(tmp_path, monkeypatch):
     monkeypatch.setenv(capture.BACKEND_ENV, "eager")
     raw = tiny_config(
         agent={"name": "td3", "hidden": 32, "batch_size": 32},
-        method=[{"name": "ne_code", "delta": 10}],
+        method=[{"name": "ne_code", "growth": {"delta": 10}}],
         steps=300,
         start_steps=260,
         log_every=300,

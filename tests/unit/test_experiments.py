@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
 from neuroplastic import config as run_config
-from neuroplastic.experiments import WorkflowConfigError, plan_from_dict, plan_from_file
+from neuroplastic.experiments import WorkflowConfigError, load_config, plan_from_dict, plan_from_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,61 +137,20 @@ def test_committed_configs_plan(name):
         assert all(int(r["steps"]) <= 2000 for r in plan.runs.values())
 
 
-def test_smoke_and_paper_declare_the_same_experiments_and_figures():
-    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    assert set(smoke["experiments"]) == set(paper["experiments"])
+def test_smoke_is_an_overlay_with_every_experiment_variant_and_figure_of_paper():
+    raw = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    assert raw["include"] == "paper.yaml" and "figures" not in raw
+    smoke = load_config(REPO / "config" / "smoke.yaml")
+    paper = load_config(REPO / "config" / "paper.yaml")
+    assert list(smoke["experiments"]) == list(paper["experiments"])
     assert smoke["figures"] == paper["figures"]
     for exp in smoke["experiments"]:
         labels = [v["label"] for v in smoke["experiments"][exp]["variants"]]
         assert labels == [v["label"] for v in paper["experiments"][exp]["variants"]], exp
 
 
-def test_catalogue_plans_with_its_methods_registered(monkeypatch):
-    """config/catalogue.yaml (figures waiting for methods) merged into each config plans and passes the figure
-    checks once its methods exist; missing methods/agents are stood in by permissive stubs here."""
-    from pydantic import ConfigDict
-
-    from neuroplastic.agents import AGENTS, Agent
-    from neuroplastic.agents.base import AgentParams
-    from neuroplastic.methods import METHODS, Method, Params
-
-    class AnyParams(Params):
-        model_config = ConfigDict(extra="allow")
-
-    class AnyAgentParams(AgentParams):
-        model_config = ConfigDict(extra="allow")
-
-    catalogue = yaml.safe_load((REPO / "config" / "catalogue.yaml").read_text())
-    needed_methods = set()
-    needed_agents = set()
-    for section in catalogue.values():
-        for exp in section["experiments"].values():
-            agent = (exp.get("run") or {}).get("agent")
-            if agent:
-                needed_agents.add(agent if isinstance(agent, str) else agent["name"])
-            for v in exp["variants"]:
-                needed_methods |= {m if isinstance(m, str) else m["name"] for m in v.get("method", [])}
-    for name in needed_methods - set(METHODS):
-        monkeypatch.setitem(METHODS, name, type(f"Stub_{name}", (Method,), {"name": name, "Params": AnyParams}))
-    for name in needed_agents - set(AGENTS):
-        monkeypatch.setitem(AGENTS, name, type(f"Stub_{name}", (Agent,), {"name": name, "Params": AnyAgentParams}))
-
-    assert set(catalogue) == {"paper", "smoke"}
-    for name in ("smoke", "paper"):
-        cfg = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
-        merged = copy.deepcopy(cfg)
-        merged["experiments"].update(catalogue[name]["experiments"])
-        merged["figures"].update(catalogue[name]["figures"])
-        plan = plan_from_dict(merged, source=f"{name}+catalogue")
-        assert set(catalogue[name]["figures"]) <= set(plan.config["figures"])
-    assert set(catalogue["smoke"]["experiments"]) == set(catalogue["paper"]["experiments"])
-    assert catalogue["smoke"]["figures"] == catalogue["paper"]["figures"]
-
-
 def test_every_declared_figure_is_indexed_in_paper_figures_readme():
     readme = (REPO / "paper_figures" / "README.md").read_text()
-    catalogue = yaml.safe_load((REPO / "config" / "catalogue.yaml").read_text())
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    for fig in [*paper["figures"], *catalogue["paper"]["figures"]]:
+    for fig in paper["figures"]:
         assert f"| `{fig}` |" in readme, fig

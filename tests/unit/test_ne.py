@@ -15,20 +15,13 @@ from neuroplastic import metrics
 from neuroplastic.agents.td3 import TD3, TD3Params
 from neuroplastic.envs import EnvSpec
 from neuroplastic.methods import METHODS, Method, MethodStack, RunContext
-from neuroplastic.methods.review import ExperienceReview
+from neuroplastic.methods.review import ExperienceReview, ReviewParams
 from neuroplastic.nets import MLP, MLPSpec
-from neuroplastic.replay import Batch, ReplayBuffer
+from neuroplastic.replay import ReplayBuffer
+from tests.conftest import forbid_host_sync, random_batch
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two intra-op threads on a shared 2-core machine can be ~30x slower than one (spin-waiting under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+GROWTH_FAST = {"delta": 2, "schedule": "uniform", "uniform_fraction": 0.05}
 
 
 def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: int = 256, extra=(), **params):
@@ -41,18 +34,6 @@ def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: in
     return agent, method, stack
 
 
-def random_batch(agent, n=64, seed=0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    e = agent.env
-    return Batch(
-        torch.randn(n, e.obs_dim, generator=g),
-        torch.rand(n, e.act_dim, generator=g) * 2 - 1,
-        torch.randn(n, 1, generator=g),
-        torch.randn(n, e.obs_dim, generator=g),
-        torch.ones(n, 1),
-    )
-
-
 # --- ne_code: the spec's schedule numbers (NE.md §2.2) ---------------------------------------------------
 @pytest.mark.parametrize(("obs", "act"), [(11, 3), (17, 6)])
 def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
@@ -60,23 +41,30 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
     growth = ne.growth["critic"]
     assert "actor" not in ne.growth  # ne_code's actor is static
     n0 = dict(growth.n_active)
-    # Expected per-layer counts straight from the code's formulas: space fixed once at 0.8·N − n_ones.
-    expected = {}
-    for layer in growth.layers:
-        space = max(0.0, 0.8 * layer.numel - n0[layer.key])
-        n_grow = int(space * 0.008)
-        expected[layer.key] = (n_grow, int(0.4 * n_grow))
-    assert expected["critic.q1.layers.1"][0] > 0
+    numel = {layer.key: layer.numel for layer in growth.layers}
+    # The code's formulas: space fixed once at 0.8·N − n_ones (negative for a nearly dense layer),
+    # n_grow = int(space·0.008), n_prune = int(0.4·n_grow), mask1 keeps the top n_ones − n_prune by |w|; a negative
+    # n_prune therefore keeps |n_prune| zero-valued entries more (spec §8 #8) until the layer is dense.
+    n_grow = {k: int((0.8 * numel[k] - n) * 0.008) for k, n in n0.items()}
+    n_prune = {k: int(0.4 * v) for k, v in n_grow.items()}
+    assert n_grow["critic.q1.layers.1"] > 0
     opt = agent.optimizers["critic"]
     g = torch.Generator().manual_seed(1)
     growth_updates = 0
+    n_now = dict(n0)
     for layer in growth.layers:
         layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
     while growth.phase == "growing":
         growth.update(growth_updates, opt, ne.pruner, None, ne.generator)
         if growth.last.phase == "growing":
             growth_updates += 1
+            expected = {
+                k: (n_grow[k], n_prune[k]) if n_grow[k] >= 0 else (min(-n_prune[k], numel[k] - n_now[k]), 0) for k in n0
+            }
             assert growth.last.layers == expected
+            n_now = {k: n_now[k] + grown - pruned for k, (grown, pruned) in expected.items()}
+            assert n_now == growth.n_active
+            assert all(int(layer.mask.sum()) == n_now[layer.key] for layer in growth.layers)
         assert growth_updates < 400
     # Spec: every env of the §1.3 table reaches 25% global sparsity after 186–191 topology updates.
     assert 186 <= growth_updates <= 191
@@ -91,6 +79,38 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
     for key, (grown, pruned) in growth.last.layers.items():
         n_before = growth.n_active[key]
         assert grown == pruned == int(n_before * 0.2)
+
+
+def test_ne_code_matches_the_official_topology_on_halfcheetah():
+    """HalfCheetah (17, 6): +201 connections per critic hidden layer per update (334 grown, 133 pruned); the
+    critic's input layer (ERK sparsity 0.019, growth space < 0) gains 3 zero-valued connections per update
+    until it is dense, as the code's negative prune count does (spec §8 #8)."""
+    agent, ne, _ = build("ne_code", 17, 6)
+    growth = ne.growth["critic"]
+    opt = agent.optimizers["critic"]
+    g = torch.Generator().manual_seed(1)
+    for layer in growth.layers:
+        layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
+    inputs = [layer for layer in growth.layers if layer.name.endswith("layers.0")]
+    assert len(inputs) == 2 and all(0 < layer.numel - growth.n_active[layer.key] < 150 for layer in inputs)
+    missing0 = {layer.key: layer.numel - growth.n_active[layer.key] for layer in inputs}
+    sparsity = []
+    for u in range(60):
+        before = {layer.key: layer.mask.clone() for layer in inputs}
+        growth.update(u, opt, ne.pruner, None, ne.generator)
+        for key, (grown, pruned) in growth.last.layers.items():
+            if key.endswith(("layers.1", "layers.2")):
+                assert (grown, pruned) == (334, 133)
+        for layer in inputs:
+            added = layer.mask & ~before[layer.key]
+            assert int(added.sum()) == max(0, min(3, missing0[layer.key] - 3 * u))
+            assert torch.all(layer.weight[added] == 0) and torch.all(before[layer.key] <= layer.mask)
+        total = growth.total
+        sparsity.append(1 - growth.density())
+        assert growth.density() == (growth.fixed_active + sum(growth.n_active.values())) / total
+    assert all(growth.n_active[layer.key] == layer.numel for layer in inputs)  # dense after ⌈missing/3⌉ updates
+    # The code's measure (exact zeros over every weight tensor incl. LayerNorm) after 20 updates.
+    assert sparsity[19] == pytest.approx(0.7411, abs=5e-5)
 
 
 def test_ne_code_regrows_just_pruned_entries_keeping_values_and_counts_exact():
@@ -123,12 +143,9 @@ def test_paper_pruning_respects_cap_and_density_never_decreases_until_target():
         "ne",
         critic="td3",
         hidden=64,
-        delta=2,
-        schedule="uniform",
-        uniform_fraction=0.05,
-        review=False,
-        omega=0.4,
-        prune_connections="incoming",
+        growth={"delta": 2, "schedule": "uniform", "uniform_fraction": 0.05},
+        review={"enabled": False},
+        pruning={"omega": 0.4, "connections": "incoming"},
     )
     critic = agent.nets["critic"]
     dead = torch.zeros(64, dtype=torch.bool)
@@ -171,7 +188,9 @@ def test_paper_pruning_respects_cap_and_density_never_decreases_until_target():
 
 
 def test_pruned_count_matches_masks_in_paper_mode():
-    agent, ne, stack = build("ne", critic="td3", hidden=64, delta=1, schedule="uniform", review=False)
+    agent, ne, stack = build(
+        "ne", critic="td3", hidden=64, growth={"delta": 1, "schedule": "uniform"}, review={"enabled": False}
+    )
     with torch.no_grad():
         agent.nets["critic"].q2.layers[0].bias[:40] = -1e3
     for i in range(6):
@@ -185,7 +204,7 @@ def test_pruned_count_matches_masks_in_paper_mode():
 
 # --- hooks: skipped step, masks after updates, targets, static and dense actor, composition ------------
 def test_topology_iteration_skips_the_optimizer_step_and_masks_hold():
-    agent, ne, _stack = build("ne_code", hidden=64, delta=3)
+    agent, ne, _stack = build("ne_code", hidden=64, growth={"delta": 3})
     critic_bias = agent.nets["critic"].q1.layers[0].bias
     for i in range(7):
         agent.update(random_batch(agent, seed=i))
@@ -200,7 +219,7 @@ def test_topology_iteration_skips_the_optimizer_step_and_masks_hold():
 
 
 def test_static_and_dense_actor():
-    agent, ne, _ = build("ne_code", hidden=64, delta=1)
+    agent, ne, _ = build("ne_code", hidden=64, growth={"delta": 1})
     actor_masks = [layer.mask.clone() for layer in ne.topology.sparse_layers("actor")]
     assert actor_masks  # ERK leaves the hidden layer sparse
     for i in range(6):
@@ -222,7 +241,9 @@ def test_dense_first_last_and_layernorm_composition():
             return spec.with_(layernorm=frozenset(range(len(spec.hidden))))
 
     ctx = RunContext(seed=0, steps=100, start_steps=0, device=CPU)
-    agent, ne, stack = build("ne", hidden=64, delta=1, schedule="uniform", extra=[AddLayerNorm(None, ctx)])
+    agent, ne, stack = build(
+        "ne", hidden=64, growth={"delta": 1, "schedule": "uniform"}, extra=[AddLayerNorm(None, ctx)]
+    )
     critic = agent.nets["critic"]
     assert isinstance(critic.q1.norms[0], torch.nn.LayerNorm)
     assert critic.q1.layers[0].mask is None and critic.q1.layers[-1].mask is None  # first/last dense
@@ -235,30 +256,50 @@ def test_dense_first_last_and_layernorm_composition():
     assert all(torch.all(n.weight != 0) for n in critic.q1.norms)  # LayerNorm weights never masked
 
 
-def test_roles_and_params_errors():
-    with pytest.raises(ValueError, match="roles"):
-        build("ne", roles=["actor", "encoder"])
-    with pytest.raises(ValidationError, match="target_sparsity"):
-        METHODS["ne"].Params.model_validate({"target_sparsity": 0.9})
-    with pytest.raises(ValidationError, match="prune_mode"):
-        METHODS["ne"].Params.model_validate({"prune_mode": "magic"})
-    # presets are NE with other defaults
-    assert METHODS["ne_no_review"].Params().review is False
-    assert METHODS["ne_growth_only"].Params().pruning is False
+def test_nets_and_params_errors():
+    with pytest.raises(ValueError, match=r"ne.nets: agent 'td3' has no network\(s\) \['encoder'\]"):
+        build("ne", nets=["actor", "encoder"])
+    with pytest.raises(ValidationError, match=r"growth\.target_sparsity"):
+        METHODS["ne"].Params.model_validate({"growth": {"target_sparsity": 0.9}})
+    with pytest.raises(ValidationError, match=r"pruning\.mode"):
+        METHODS["ne"].Params.model_validate({"pruning": {"mode": "magic"}})
+    # the flat keys of the old layout are errors that name the nested key
+    with pytest.raises(ValidationError, match=r"`delta` is now `growth.delta`.*`review_every` is now `review.every`"):
+        METHODS["ne"].Params.model_validate({"delta": 100, "review_every": 50})
+    with pytest.raises(ValidationError, match=r"`review: False` is now `review: \{enabled: false\}`"):
+        METHODS["ne"].Params.model_validate({"review": False})
+
+
+def test_presets_are_defaults_of_the_nested_models():
+    ne, code = METHODS["ne"].Params(), METHODS["ne_code"].Params()
+    assert ne.growth.delta == 10_000 and code.growth.delta == 100
+    assert not METHODS["ne_no_review"].Params().review.enabled
+    only = METHODS["ne_growth_only"].Params()
+    assert only.growth.enabled and not only.pruning.enabled and not only.review.enabled
     assert METHODS["ne_static_actor"].Params().actor == "static"
-    assert METHODS["ne_code"].Params().delta == 100 and METHODS["ne"].Params().delta == 10_000
+    static = METHODS["ne_static"].Params()
+    assert not (static.growth.enabled or static.pruning.enabled or static.review.enabled)
+    # Overriding one key of a sub-model keeps the preset's other defaults at that level.
+    code = METHODS["ne_code"].Params.model_validate({"growth": {"delta": 20}, "review": {"enabled": True}})
+    assert (code.growth.delta, code.growth.schedule, code.growth.target_sparsity) == (20, "uniform", 0.25)
+    assert code.review.enabled and code.review.mode == "code" and code.review.every == 100
+    assert code.pruning.mode == "code" and code.actor == "static"
+    # Every preset resolves to the same nested layout (so a resolved config names every key of every level).
+    keys = {name: set(cls.Params().model_dump()) for name, cls in METHODS.items() if name.startswith("ne")}
+    assert all(k == keys["ne"] for k in keys.values())
+    assert set(keys["ne"]) >= {"growth", "pruning", "review", "nets"}
 
 
 def test_method_state_roundtrip_continues_identically():
     def run(split: bool):
-        agent, ne, stack = build("ne", hidden=32, delta=2, schedule="uniform", uniform_fraction=0.05)
+        agent, ne, stack = build("ne", hidden=32, growth=GROWTH_FAST)
         for i in range(5):
             b = random_batch(agent, seed=i)
             agent.update(b)
             stack.on_update(agent, b, i)
         if split:
             a_state, m_state, rng = agent.state_dict(), stack.state_dict(), torch.get_rng_state()
-            agent, ne, stack = build("ne", hidden=32, delta=2, schedule="uniform", uniform_fraction=0.05)
+            agent, ne, stack = build("ne", hidden=32, growth=GROWTH_FAST)
             torch.set_rng_state(rng)  # the agent's target-policy noise uses the global RNG
             agent.load_state_dict(a_state)
             stack.load_state_dict(m_state)
@@ -322,16 +363,11 @@ def _replay(n_added: int, capacity: int) -> ReplayBuffer:
 
 def _review(mode, **kw):
     return ExperienceReview(
-        mode,
-        net="critic",
-        every=kw.pop("every", 10_000),
-        early_fraction=0.3,
+        ReviewParams(mode=mode, every=kw.pop("every", 10_000), batch=8, **kw),
         t_end=100_000,
         batch_size=32,
-        measure_batch=8,
         seed_sequence=np.random.SeedSequence(0),
         device=CPU,
-        **kw,
     )
 
 
@@ -383,9 +419,8 @@ def test_review_fires_at_the_documented_rate():
 @pytest.mark.parametrize("name", ["ne_code", "ne_no_pruning"])
 def test_update_path_with_topology_updates_has_no_host_sync(name):
     """Counts are host-side, so topology updates (code pruning, or none) never read the device."""
-    from tests.unit.test_no_host_sync import forbid_host_sync
 
-    agent, ne, stack = build(name, hidden=32, delta=2, review=False)
+    agent, ne, stack = build(name, hidden=32, growth={"delta": 2}, review={"enabled": False})
     batches = [random_batch(agent, seed=i) for i in range(8)]
     with forbid_host_sync():
         for i, b in enumerate(batches):
@@ -396,7 +431,7 @@ def test_update_path_with_topology_updates_has_no_host_sync(name):
 
 @pytest.mark.parametrize("mask_gradients", [True, False])
 def test_mask_gradients_keeps_inactive_adam_moments_at_zero(mask_gradients):
-    agent, ne, _ = build("ne_code", hidden=32, delta=1000, mask_gradients=mask_gradients)
+    agent, ne, _ = build("ne_code", hidden=32, growth={"delta": 1000}, mask_gradients=mask_gradients)
     for i in range(3):
         agent.update(random_batch(agent, seed=i))
     for role in ("critic", "actor"):  # the static actor too
@@ -404,4 +439,43 @@ def test_mask_gradients_keeps_inactive_adam_moments_at_zero(mask_gradients):
             exp_avg = agent.optimizers[role].state[layer.weight]["exp_avg"]
             inactive_moments = torch.count_nonzero(exp_avg[~layer.mask])
             assert (inactive_moments == 0) == mask_gradients
+            assert torch.count_nonzero(layer.weight[~layer.mask]) == 0
+
+
+def test_topology_update_that_changes_nothing_keeps_the_optimizer_step():
+    """`ne_no_growth` with no dormant unit: its topology updates grow and prune nothing, so no step is lost."""
+    agent, ne, stack = build("ne_no_growth", critic="td3", hidden=64, growth={"delta": 2}, review={"enabled": False})
+    bias = agent.nets["critic"].q1.layers[0].bias
+    masks = [layer.mask.clone() for layer in ne.topology.sparse_layers("critic")]
+    for i in range(6):
+        batch = random_batch(agent, seed=i)
+        agent.update(batch)
+        stack.on_update(agent, batch, i)
+    growth = ne.growth["critic"]
+    assert growth.topology_updates == 3 and not growth.last.changed
+    assert all(pair == (0, 0) for pair in growth.last.layers.values())
+    assert float(agent.optimizers["critic"].state[bias]["step"]) == 6
+    assert all(torch.equal(m, layer.mask) for m, layer in zip(masks, ne.topology.sparse_layers("critic"), strict=True))
+
+
+def test_ne_static_is_the_initial_ne_network_with_a_frozen_topology():
+    ne_agent, ne, _ = build("ne", hidden=64)
+    agent, static, stack = build("ne_static", hidden=64)
+    # Same layout, masks and initial weights as NE's starting network (same seed), no weight decay term.
+    for role in ("actor", "critic"):
+        a, b = ne_agent.nets[role].state_dict(), agent.nets[role].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert static.extra_loss(agent, role) is None
+    assert static.growth == {} and not static.review.enabled
+    masks = {layer.key: layer.mask.clone() for layer in static.topology.all_layers() if layer.is_sparse}
+    assert masks and static.layer_sparsity == ne.layer_sparsity
+    bias = agent.nets["critic"].q1.layers[0].bias
+    for i in range(4):
+        batch = random_batch(agent, seed=i)
+        agent.update(batch)
+        stack.on_update(agent, batch, i)
+    assert float(agent.optimizers["critic"].state[bias]["step"]) == 4
+    for layer in static.topology.all_layers():
+        if layer.is_sparse:
+            assert torch.equal(layer.mask, masks[layer.key])
             assert torch.count_nonzero(layer.weight[~layer.mask]) == 0

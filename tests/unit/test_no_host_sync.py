@@ -7,39 +7,12 @@ host on purpose (on CUDA too), so its `.item()` calls never wait for the device.
 
 from __future__ import annotations
 
-import contextlib
-import sys
-
 import pytest
 import torch
 
 from neuroplastic import config, loop
 from neuroplastic.agents import AGENTS
-from tests.conftest import tiny_config
-
-SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__")
-
-
-@contextlib.contextmanager
-def forbid_host_sync():
-    saved = {name: getattr(torch.Tensor, name) for name in SYNCING}
-
-    def trap(name):
-        def raiser(self, *a, **k):
-            caller = sys._getframe(1).f_code.co_filename.replace("\\", "/")
-            if "/torch/optim/" in caller:
-                return saved[name](self, *a, **k)
-            raise AssertionError(f"host sync: Tensor.{name} called inside the update step")
-
-        return raiser
-
-    try:
-        for name in SYNCING:
-            setattr(torch.Tensor, name, trap(name))
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch.Tensor, name, fn)
+from tests.conftest import forbid_host_sync, tiny_config
 
 
 def test_guard_catches_a_sync():
@@ -83,7 +56,7 @@ def test_captured_step_has_no_host_sync(agent, method):
     from neuroplastic import capture
 
     overrides, collect_steps = AGENT_SETUPS[agent]
-    methods = [{"name": method, "delta": 1000}] if method else []
+    methods = [{"name": method, "growth": {"delta": 1000}}] if method else []
     cfg = tiny_config(**{"agent": agent, **overrides, "method": methods})
     run = loop.build(config.resolve(cfg), torch.device("cpu"))
     state = loop.LoopState()

@@ -10,30 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from neuroplastic.replay import Batch
-from tests.baseline_helpers import advance, build, equal_states, full_state, one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
-
-
-def _batch(agent, n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    e = agent.env
-    return Batch(
-        torch.randn(n, e.obs_dim, generator=g),
-        (torch.rand(n, e.act_dim, generator=g) * 2 - 1) * e.max_action,
-        torch.randn(n, 1, generator=g),
-        torch.randn(n, e.obs_dim, generator=g),
-        (torch.rand(n, 1, generator=g) > 0.1).float(),
-    )
+from neuroplastic import config, loop
+from tests.conftest import advance, build_run, equal_states, full_state, random_batch, tiny_config
 
 
 def test_defaults_and_shapes():
-    run, _ = build(agent="sac", hidden=256)
+    run, _ = build_run(agent="sac", hidden=256)
     a = run.agent
     p = a.params
     assert (p.lr, p.temperature_lr, p.batch_size, p.gamma, p.tau, p.init_temperature) == (
@@ -47,16 +29,25 @@ def test_defaults_and_shapes():
     actor, critic = a.nets["actor"], a.nets["critic"]
     assert [tuple(layer.weight.shape) for layer in actor.net.layers] == [(256, 11), (256, 256), (6, 256)]
     assert [tuple(layer.weight.shape) for layer in critic.q2.layers] == [(256, 14), (256, 256), (1, 256)]
-    assert a.target_entropy == -3.0
+    assert a.target_entropy == -1.5  # −|A|/2, Hopper |A| = 3
     assert a.nets["temperature"]().item() == pytest.approx(1.0)
     assert set(a.targets) == {"critic"} and set(a.optimizers) == {"actor", "critic", "temperature"}
 
 
+def test_target_entropy_default_is_minus_half_the_action_dim_and_overridable():
+    # tf-agents `SacAgent._get_default_target_entropy` (the sparse-training study) and jaxrl's `SACLearner`
+    # (Primacy Bias) both use −dim(A)/2; the SAC paper's −dim(A) is a config value.
+    run, _ = build_run(agent="sac", env="Humanoid-v4")
+    assert run.agent.target_entropy == -17 / 2
+    cfg = config.resolve(tiny_config(agent={"name": "sac", "hidden": 32, "target_entropy": -17.0}, env="Humanoid-v4"))
+    assert loop.build(cfg, torch.device("cpu")).agent.target_entropy == -17.0
+
+
 def test_log_prob_matches_torch_tanh_gaussian():
-    run, _ = build(agent="sac", env="Humanoid-v4")  # max_action 0.4
+    run, _ = build_run(agent="sac", env="Humanoid-v4")  # max_action 0.4
     a = run.agent
     actor = a.nets["actor"]
-    obs = _batch(a).obs
+    obs = random_batch(a, done_prob=0.1).obs
     torch.manual_seed(3)
     action, log_prob = actor.sample(obs)
     mean, log_std = actor.dist_params(obs)
@@ -73,9 +64,9 @@ def test_log_prob_matches_torch_tanh_gaussian():
 
 
 def test_update_matches_hand_computed_soft_target_and_losses():
-    run, _ = build(agent="sac")
+    run, _ = build_run(agent="sac")
     a = run.agent
-    batch = _batch(a)
+    batch = random_batch(a, done_prob=0.1)
     actor0, critic0 = copy.deepcopy(a.nets["actor"]), copy.deepcopy(a.nets["critic"])
     target0, alpha0 = copy.deepcopy(a.targets["critic"]), a.nets["temperature"]().detach().clone()
     state = torch.get_rng_state()
@@ -101,9 +92,9 @@ def test_update_matches_hand_computed_soft_target_and_losses():
 
 
 def test_temperature_moves_towards_the_target_entropy():
-    run, _ = build(agent="sac")
+    run, _ = build_run(agent="sac")
     a = run.agent
-    batch = _batch(a)
+    batch = random_batch(a, done_prob=0.1)
     a.target_entropy = 1e6  # entropy far below target: α must grow
     a.update(batch)
     assert a.nets["temperature"]().item() > 1.0
@@ -114,22 +105,22 @@ def test_temperature_moves_towards_the_target_entropy():
 
 
 def test_fixed_temperature_switch():
-    run, _ = build(agent="sac")
+    run, _ = build_run(agent="sac")
     a = run.agent
     a.params = a.params.model_copy(update={"learn_temperature": False})
-    a.update(_batch(a))
+    a.update(random_batch(a, done_prob=0.1))
     assert a.nets["temperature"]().item() == 1.0
 
 
 def test_state_dict_round_trip_continues_identically():
-    run, st = build(agent="sac", start_steps=50, steps=200)
+    run, st = build_run(agent="sac", start_steps=50, steps=200)
     advance(run, st, 80)
     saved = copy.deepcopy(run.agent.state_dict())
     rng = torch.get_rng_state()
     batch = run.replay.sample(64)
     run.agent.update(batch)
     after_one = copy.deepcopy(run.agent.state_dict())
-    other, _ = build(agent="sac", start_steps=50, steps=200)
+    other, _ = build_run(agent="sac", start_steps=50, steps=200)
     other.agent.load_state_dict(saved)
     torch.set_rng_state(rng)
     other.agent.update(batch)
@@ -137,7 +128,7 @@ def test_state_dict_round_trip_continues_identically():
 
 
 def test_sac_trains_and_stays_finite():
-    run, st = build(agent="sac", start_steps=50, steps=200)
+    run, st = build_run(agent="sac", start_steps=50, steps=200)
     advance(run, st, 200)
     assert run.agent.updates == 150
     assert not bool(run.agent.nonfinite())

@@ -20,7 +20,8 @@ from neuroplastic.methods import METHODS, MethodStack, RunContext
 from neuroplastic.methods.grad_snr import GradSNR
 from neuroplastic.methods.sparse import cosine_fraction, polynomial_sparsity
 from neuroplastic.nets import MaskedLinear
-from neuroplastic.replay import Batch, ReplayBuffer
+from neuroplastic.replay import ReplayBuffer
+from tests.conftest import forbid_host_sync, random_batch
 
 CPU = torch.device("cpu")
 
@@ -36,18 +37,6 @@ def build(name: str | None, *, agent="td3", steps=1100, start=100, obs=11, act=3
     torch.manual_seed(seed)
     agent_cls = AGENTS[agent]
     return agent_cls(agent_cls.Params(hidden=hidden), EnvSpec(obs, act, 1.0, 1000), CPU, stack, seed=seed), method
-
-
-def batch(agent, n=32, seed=0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    e = agent.env
-    return Batch(
-        torch.randn(n, e.obs_dim, generator=g),
-        torch.rand(n, e.act_dim, generator=g) * 2 - 1,
-        torch.randn(n, 1, generator=g),
-        torch.randn(n, e.obs_dim, generator=g),
-        torch.ones(n, 1),
-    )
 
 
 def sparse_layers(agent, role):
@@ -70,7 +59,7 @@ def test_sparsity_outside_range_is_rejected(name, sparsity):
 
 def test_unknown_role_names_the_role():
     with pytest.raises(ValueError, match="value"):
-        build("set", roles=["critic", "value"])
+        build("set", nets=["critic", "value"])
 
 
 def test_defaults_are_the_sac_mujoco_configs():
@@ -152,7 +141,7 @@ def test_static_never_changes_its_mask_and_targets_follow_it(agent_name):
     agent, method = build("static", agent=agent_name)
     before = {r: mask_snapshot(agent, r) for r in ("actor", "critic")}
     for u in range(40):
-        agent.update(batch(agent, seed=u))
+        agent.update(random_batch(agent, 32, seed=u))
     for role in ("actor", "critic"):
         after = mask_snapshot(agent, role)
         assert before[role].keys() == after.keys() and before[role]
@@ -178,7 +167,7 @@ def test_density_is_exactly_constant_and_updates_stop_at_the_stop_fraction(name,
     changed_at = {"actor": [], "critic": []}
     for u in range(1, 101):
         before = {r: mask_snapshot(agent, r) for r in ("actor", "critic")}
-        agent.update(batch(agent, seed=u))
+        agent.update(random_batch(agent, 32, seed=u))
         for role in ("actor", "critic"):
             after = mask_snapshot(agent, role)
             assert {k: int(v.sum()) for k, v in after.items()} == counts0[role]
@@ -212,7 +201,7 @@ def test_drop_fraction_follows_the_cosine_decay():
 @pytest.mark.parametrize("name", ["set", "rigl"])
 def test_mask_update_drops_smallest_and_zeroes_new_connections(name):
     agent, method = build(name, delta=1000)
-    agent.update(batch(agent, seed=99))  # fills Adam's state (and serves the t = 0 mask update)
+    agent.update(random_batch(agent, 32, seed=99))  # fills Adam's state (and serves the t = 0 mask update)
     layer = agent.nets["critic"].q1.layers[1]
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
@@ -256,11 +245,11 @@ def test_resumes_exactly_from_its_state(name):
     """Method state (generator, cursor, counts) round-trips: a restored run continues bit-identically."""
     agent, method = build(name, steps=130, start=100, delta=5)
     for u in range(1, 13):
-        agent.update(batch(agent, seed=u))
+        agent.update(random_batch(agent, 32, seed=u))
     state_agent, state_method = copy.deepcopy(agent.state_dict()), copy.deepcopy(method.state_dict())
     torch_rng = torch.get_rng_state()
     for u in range(13, 31):
-        agent.update(batch(agent, seed=u))
+        agent.update(random_batch(agent, 32, seed=u))
     ref = {k: v.clone() for k, v in agent.nets["critic"].state_dict().items() if v is not None}
 
     agent2, method2 = build(name, steps=130, start=100, delta=5)
@@ -268,7 +257,7 @@ def test_resumes_exactly_from_its_state(name):
     method2.load_state_dict(state_method)
     torch.set_rng_state(torch_rng)
     for u in range(13, 31):
-        agent2.update(batch(agent2, seed=u))
+        agent2.update(random_batch(agent2, 32, seed=u))
     got = agent2.nets["critic"].state_dict()
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     assert any(k.endswith("mask") for k in ref)  # masks are part of what is compared
@@ -278,11 +267,10 @@ def test_resumes_exactly_from_its_state(name):
 @pytest.mark.parametrize("agent_name", ["td3", "sac"])
 @pytest.mark.parametrize(("name", "params"), [("set", {}), ("rigl", {}), ("static", {}), ("gmp", {"delta": 2})])
 def test_mask_updates_have_no_host_sync(name, params, agent_name):
-    from tests.unit.test_no_host_sync import forbid_host_sync
 
     # U = 10: SET/RigL update at t = 0 (and ΔT = 1000 never again); GMP prunes at t = 2, 4, …, 8
     agent, method = build(name, agent=agent_name, steps=110, start=100, **params)
-    batches = [batch(agent, seed=u) for u in range(10)]
+    batches = [random_batch(agent, 32, seed=u) for u in range(10)]
     with forbid_host_sync():
         for b in batches:
             agent.update(b)
@@ -305,7 +293,7 @@ def test_gmp_hits_the_scheduled_sparsity_at_the_scheduled_steps():
         return n - math.floor(s * n)
 
     for u in range(1, 101):
-        agent.update(batch(agent, seed=u))
+        agent.update(random_batch(agent, 32, seed=u))
         t = u - 1
         for name, m in layers.items():
             n = m.weight.numel()
@@ -334,7 +322,7 @@ def test_gmp_is_bit_identical_to_the_plain_agent_before_pruning_starts(agent_nam
     gmp, method = build("gmp", agent=agent_name, steps=200, start=100, delta=10, weight_decay=0.0)
     assert method.points[:2] == [20, 30]
     for u in range(1, 33):
-        b = batch(plain, seed=u)
+        b = random_batch(plain, 32, seed=u)
         rng = torch.get_rng_state()  # both updates draw the same target-smoothing noise
         plain.update(b)
         torch.set_rng_state(rng)
@@ -359,7 +347,7 @@ def test_gmp_is_bit_identical_to_the_plain_agent_before_pruning_starts(agent_nam
 def test_gmp_default_weight_decay_changes_the_run():
     plain, _ = build(None, steps=200, start=100)
     gmp, _ = build("gmp", steps=200, start=100)
-    b = batch(plain)
+    b = random_batch(plain, 32)
     rng = torch.get_rng_state()
     plain.update(b)
     torch.set_rng_state(rng)
@@ -369,7 +357,7 @@ def test_gmp_default_weight_decay_changes_the_run():
 
 # --- weight decay ---------------------------------------------------------------------------------------------
 def test_weight_decay_is_l2_on_the_kernels_of_the_sparse_roles():
-    agent, method = build("static", weight_decay=1e-3, roles=["critic"])
+    agent, method = build("static", weight_decay=1e-3, nets="critic")
     kernels = [m.weight for m in agent.nets["critic"].modules() if isinstance(m, MaskedLinear)]
     expected = 1e-3 * sum(float((w.detach() ** 2).sum()) for w in kernels)
     assert float(method.extra_loss(agent, "critic").detach()) == pytest.approx(expected, rel=1e-6)
@@ -408,9 +396,9 @@ def test_gradient_snr_equals_the_hand_computed_value_on_a_linear_model():
 @pytest.mark.parametrize("agent_name", ["td3", "sac"])
 def test_grad_snr_method_logs_without_touching_training_streams(agent_name):
     agent, _ = build("rigl", agent=agent_name)
-    agent.update(batch(agent))
+    agent.update(random_batch(agent, 32))
     replay = ReplayBuffer(agent.env.obs_dim, agent.env.act_dim, 500, CPU, seed=0)
-    b = batch(agent, n=300, seed=1)
+    b = random_batch(agent, n=300, seed=1)
     for i in range(300):
         replay.add(b.obs[i].numpy(), b.action[i].numpy(), float(b.reward[i]), b.next_obs[i].numpy(), False)
     snr = GradSNR(GradSNR.Params(batch_size=64), RunContext(seed=0, steps=1000, start_steps=100, device=CPU))

@@ -9,24 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from neuroplastic import config, loop
-from neuroplastic.replay import Batch
-from tests.conftest import tiny_config
+from tests.conftest import random_batch, tiny_config
 
 
 def _run(**kw):
     return loop.build(config.resolve(tiny_config(**kw)), torch.device("cpu"))
-
-
-def _batch(run, n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    spec = run.agent.env
-    return Batch(
-        torch.randn(n, spec.obs_dim, generator=g),
-        torch.rand(n, spec.act_dim, generator=g) * 2 - 1,
-        torch.randn(n, 1, generator=g),
-        torch.randn(n, spec.obs_dim, generator=g),
-        (torch.rand(n, 1, generator=g) > 0.1).float(),
-    )
 
 
 def test_networks_match_author_shapes():
@@ -47,7 +34,7 @@ def test_networks_match_author_shapes():
 def test_critic_update_matches_hand_computed_target():
     run = _run()
     agent = run.agent
-    batch = _batch(run)
+    batch = random_batch(run.agent, done_prob=0.1)
     critic0 = copy.deepcopy(agent.nets["critic"])
     t_actor, t_critic = copy.deepcopy(agent.targets["actor"]), copy.deepcopy(agent.targets["critic"])
     state = torch.get_rng_state()

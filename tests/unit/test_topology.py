@@ -14,15 +14,6 @@ from neuroplastic.topology import Topology, erk_sparsities, ops, uniform_sparsit
 from neuroplastic.topology.masks import density_metrics, init_mask
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two intra-op threads on a shared 2-core machine can be ~30x slower than one (spin-waiting under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _critic_shapes(obs: int, act: int) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for head in ("q1", "q2"):

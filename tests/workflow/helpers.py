@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -11,12 +10,19 @@ from typing import Any
 
 import yaml
 
+from neuroplastic.overlay import load_workflow_config
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """A committed workflow config as Snakemake plans it: an overlay (smoke.yaml) merged into what it includes."""
+    return load_workflow_config(path)
 
 
 def write_yaml(data: dict[str, Any], path: Path) -> Path:
@@ -29,7 +35,7 @@ def tiny_config(
 ) -> dict[str, Any]:
     """A subset of config/smoke.yaml: its first experiment cut to `envs` envs, `variants` variants, `seeds`
     seeds and 600 steps, with the smoke figures of that experiment (optionally only some kinds)."""
-    cfg = copy.deepcopy(load_yaml(REPO / "config" / "smoke.yaml"))
+    cfg = load_config(REPO / "config" / "smoke.yaml")
     cfg["name"] = name
     cfg["run"].update({"steps": 600, "start_steps": 300, "eval_every": 300, "log_every": 300})
     exp_name = next(iter(cfg["experiments"]))

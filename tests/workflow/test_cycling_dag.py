@@ -4,14 +4,13 @@ phase switches in its data."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 
 import pandas as pd
 import pytest
 
-from tests.workflow.helpers import REPO, load_yaml, snakemake, write_yaml
+from tests.workflow.helpers import REPO, load_config, snakemake, write_yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -19,7 +18,7 @@ TASKS = ["HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4"]
 
 
 def tiny_cycling_config() -> dict:
-    cfg = copy.deepcopy(load_yaml(REPO / "config" / "smoke.yaml"))
+    cfg = load_config(REPO / "config" / "smoke.yaml")
     exp = cfg["experiments"]["cycling"]
     exp["variants"] = [v for v in exp["variants"] if v["label"] in ("TD3", "NE")]
     exp["run"].update({"steps": 400, "start_steps": 100, "eval_every": 100, "log_every": 100})

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -33,15 +34,12 @@ def slurm_cluster():
     return proc
 
 
-def test_smoke_subset_runs_through_slurm(slurm_cluster, tmp_path):
-    cfg = tiny_config(name="slurm", envs=1, variants=1, seeds=2, figure_kinds=("curves", "final_table"))
-    write_yaml(cfg, tmp_path / "config.yaml")
-    proc = snakemake(
-        tmp_path,
+def _slurm_args(configfile: Path) -> list[str]:
+    return [
         "--profile",
         str(REPO / "workflow" / "profiles" / "slurm"),
         "--configfile",
-        str(tmp_path / "config.yaml"),
+        str(configfile),
         # This test cluster has no accounting database (see the profile's header).
         "--slurm-status-command",
         "squeue",
@@ -51,6 +49,15 @@ def test_smoke_subset_runs_through_slurm(slurm_cluster, tmp_path):
         "--slurm-keep-successful-logs",
         "--jobs",
         "4",
+    ]
+
+
+def test_smoke_subset_runs_through_slurm(slurm_cluster, tmp_path):
+    cfg = tiny_config(name="slurm", envs=1, variants=1, seeds=2, figure_kinds=("curves", "final_table"))
+    write_yaml(cfg, tmp_path / "config.yaml")
+    proc = snakemake(
+        tmp_path,
+        *_slurm_args(tmp_path / "config.yaml"),
         timeout=1200,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
@@ -89,18 +96,7 @@ def test_packed_group_survives_a_killed_run(slurm_cluster, tmp_path):
     write_yaml(cfg, tmp_path / "config.yaml")
     proc = snakemake_popen(
         tmp_path,
-        "--profile",
-        str(REPO / "workflow" / "profiles" / "slurm"),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-no-account",
-        "--slurm-init-seconds-before-status-checks",
-        "5",
-        "--slurm-keep-successful-logs",
-        "--jobs",
-        "4",
+        *_slurm_args(tmp_path / "config.yaml"),
     )
     runs = tmp_path / "results" / "runs"
     ckpts = tmp_path / "results" / "ckpt"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from neuroplastic import figures
+from neuroplastic.events import read_scalars
 from neuroplastic.experiments import plan_from_file
-from tests.workflow.helpers import REPO, load_yaml, neuroplastic, snakemake, tiny_config, write_yaml
+from tests.workflow.helpers import REPO, load_config, neuroplastic, snakemake, tiny_config, write_yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -63,12 +65,23 @@ def test_lint_is_clean(tmp_path):
     ids=["unknown-key", "unknown-method", "unknown-env"],
 )
 def test_bad_config_stops_before_any_job(mutate, expected, tmp_path):
-    cfg = load_yaml(REPO / "config" / "smoke.yaml")
+    cfg = load_config(REPO / "config" / "smoke.yaml")
     mutate(cfg)
     write_yaml(cfg, tmp_path / "bad.yaml")
     proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1")
     assert proc.returncode != 0
     assert re.search(expected, proc.stdout + proc.stderr), proc.stderr[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_overlay_is_merged_by_the_snakefile_and_its_bad_keys_stop_before_any_job(tmp_path):
+    """An overlay given with --configfile resolves `include:` relative to itself; a key it may not change (here a
+    figure) is an error that names it, before any job."""
+    overlay = {"include": os.path.relpath(REPO / "config" / "smoke.yaml", tmp_path), "name": "mine"}
+    write_yaml({**overlay, "figures": {}}, tmp_path / "bad.yaml")
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1")
+    assert proc.returncode != 0
+    assert "<top level>.figures: an overlay may not set 'figures'" in proc.stdout + proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / "results").exists()
 
 
@@ -168,6 +181,16 @@ def test_report_contains_every_figure(tiny_dag):
         caption = spec["caption"].split("(")[0].strip()[:40]
         # The report embeds captions as JSON strings, with non-ASCII characters \u-escaped.
         assert caption in html or json.dumps(caption)[1:-1] in html, caption
+
+
+def test_tiny_dag_runs_appear_in_tensorboard_under_readable_names(tiny_dag):
+    work, _ = tiny_dag
+    tree = work / "results" / "tensorboard" / "tiny"
+    plan = plan_from_file(work / "results" / "plans" / "tiny.json")
+    for m in plan.members:
+        link = tree / m.experiment / m.variant / m.env / f"seed{m.seed}"
+        assert link.resolve() == (work / "results" / "runs" / m.run_id).resolve()
+        assert [s for s, _ in read_scalars(link)["eval_return"]] == [300, 600]
 
 
 def test_estimate_counts_runs_and_hours():

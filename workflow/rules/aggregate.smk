@@ -51,3 +51,22 @@ rule aggregate:
     shell:
         "{params.neuroplastic} aggregate --table {input.table} --runs results/runs --out {params.out} "
         "--final-fraction {params.final_fraction} > {log} 2>&1"
+
+
+# Readable names for TensorBoard while the grid trains: results/tensorboard/<name>/<experiment>/<variant>/<env>/
+# seed<k> → results/runs/<run_id> (links made before the runs start; TensorBoard picks each run up as it appears).
+rule tensorboard_tree:
+    input:
+        f"results/plans/{NAME}.json",
+    output:
+        directory(f"results/tensorboard/{NAME}"),
+    log:
+        f"results/logs/tensorboard/{NAME}.log",
+    params:
+        schema=str(SCHEMA),
+        neuroplastic=NEUROPLASTIC,
+    priority: 50
+    localrule: True
+    shell:
+        "{params.neuroplastic} tensorboard --configfile {input} --schema {params.schema} --runs results/runs "
+        "--out results/tensorboard > {log} 2>&1"

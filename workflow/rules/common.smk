@@ -1,5 +1,6 @@
 # Config → plan: validation, expansion of experiments into runs (deduplicated by run id) and the helper
 # functions the rules use. No lambdas in rules: every input/param function lives here.
+import copy
 import json
 import math
 import os
@@ -13,16 +14,30 @@ from snakemake.utils import validate
 
 from neuroplastic.figures import is_table, suffixes
 from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
+from neuroplastic.overlay import resolve_includes
 
 BUILD_SCRIPT = str(Path(workflow.basedir) / "containers" / "build.sh")
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
-# Own validation first: it reports every problem with its key path, then resolves every run of every
-# experiment (unknown method/env/agent or run key → error naming the experiment) before any job starts.
+
+def include_base_dir():
+    """`include:` is relative to the config file that declares it (the last --configfile that has one)."""
+    for path in reversed([Path(p) for p in workflow.configfiles]):
+        if path.is_file() and re.search(r"(?m)^include\s*:", path.read_text()):
+            return path.resolve().parent
+    return Path.cwd()
+
+
+# Own validation first: an overlay (`include: paper.yaml` + overrides) is merged into the full config it
+# includes; then every problem is reported with its key path, and every run of every experiment is resolved
+# (unknown method/env/agent or run key → error naming the experiment) before any job starts.
 try:
-    PLAN = plan_from_dict(config, source="workflow config", schema_path=SCHEMA)
+    _full_config = copy.deepcopy(resolve_includes(config, include_base_dir(), source="workflow config"))
+    PLAN = plan_from_dict(_full_config, source="workflow config", schema_path=SCHEMA)
 except WorkflowConfigError as err:
     raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_full_config)  # the rules and the report read the merged config
 validate(config, str(SCHEMA))  # fills the schema defaults into `config` (report captions read it)
 
 NAME = PLAN.name
@@ -94,7 +109,7 @@ def figure_outputs(figure):
 
 
 def all_outputs():
-    files = [f"paper_figures/{NAME}/MANIFEST.json"]
+    files = [f"paper_figures/{NAME}/MANIFEST.json", f"results/tensorboard/{NAME}"]
     for exp in EXPERIMENTS:
         files += list(aggregate_files(exp).values())
     return files
@@ -131,7 +146,8 @@ def train_gpu(wildcards):
 def _train_class(run_id):
     t = PLAN.train[run_id]
     key = "-".join(f"{k}{t[k]}" for k in ("device", "gpu", "threads", "mem_mb", "runtime", "runs_per_gpu"))
-    return "train-" + re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    safe_key = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return f"train-{safe_key}"
 
 
 PACK_SIZES = {_train_class(r): t["runs_per_gpu"] for r, t in PLAN.train.items() if t["runs_per_gpu"] > 1}

@@ -3,7 +3,9 @@
 Actor s→256→256→2|A| (ReLU) giving the mean and log-std of a Gaussian, log-std clipped to [−10, 2], actions
 max_action·tanh(u) with the change-of-variables correction; twin critics (s‖a)→256→256→1; Adam 3e-4 for
 actor, critics and temperature; batch 256, γ 0.99, Polyak τ 0.005 on the critics every update (no actor
-target); learned temperature α = exp(log α), initial α 1.0, target entropy −|A|; soft backup
+target); learned temperature α = exp(log α), initial α 1.0, target entropy −|A|/2 (tf-agents' default, which the
+sparse-training study's SAC uses, and jaxrl's, which the Primacy-Bias code uses; the SAC paper's −|A| is
+`target_entropy: -|A|`); soft backup
 y = r + γ·not_done·(min(Q̄1, Q̄2)(s', a') − α·log π(a'|s')).
 
 Update order per gradient step (jaxrl's): critic, Polyak target, actor (on the new critic), temperature (on
@@ -13,7 +15,7 @@ roles "critic", "actor" and "temperature". The temperature is a network role wit
 Primacy-Bias SAC reset does), and a method may veto its step like any other.
 
 Log-probabilities are taken in the squashed space [−1, 1]^|A| (before scaling by max_action), as in jaxrl and
-SB3, so the target entropy −|A| does not depend on the action bounds. Sampling noise uses the global torch
+SB3, so the target entropy does not depend on the action bounds. Sampling noise uses the global torch
 RNG on the training device (checkpointed by the loop). The update has no host synchronisation.
 """
 
@@ -40,7 +42,9 @@ class SACParams(AgentParams):
     gamma: float = Field(0.99, ge=0, le=1)
     tau: float = Field(0.005, gt=0, le=1)
     init_temperature: float = Field(1.0, gt=0, description="Initial α (jaxrl/Primacy Bias: 1.0).")
-    target_entropy: float | None = Field(None, description="None = −|A|.")
+    target_entropy: float | None = Field(
+        None, description="Target entropy of the temperature loss; None = −|A|/2 (tf-agents, jaxrl), SAC paper: −|A|."
+    )
     learn_temperature: bool = Field(True, description="False keeps α at `init_temperature`.")
     log_std_min: float = Field(-10.0)
     log_std_max: float = Field(2.0)
@@ -101,7 +105,7 @@ class SAC(TwinCriticAgent):
         self.nets["critic"] = self.build_net("critic")
         self.nets["temperature"] = self.build_net("temperature")
         self._finish_build()
-        self.target_entropy = float(-env.act_dim if params.target_entropy is None else params.target_entropy)
+        self.target_entropy = float(-env.act_dim / 2 if params.target_entropy is None else params.target_entropy)
 
     def net_specs(self) -> dict[str, MLPSpec]:
         p, e = self.params, self.env

@@ -1,4 +1,5 @@
-"""Helpers shared by the baseline methods: seeded fresh networks, name-based parameter copies, role selection.
+"""Helpers shared by the methods: which networks a method acts on (`Nets`), seeded fresh networks, name-based
+parameter copies.
 
 Fresh weights (Reset, ReDo, Shrink & Perturb, Plasticity Injection) come from `fresh_net`, which builds a new
 network for a role through the agent's own `build_net` (so the layer's own initializer and every method's
@@ -10,10 +11,11 @@ method's run bit-identical to the plain agent before it first acts, and keeps re
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import torch
+from pydantic import AfterValidator
 from torch import nn
 
 from neuroplastic.nets import MLP, MaskedLinear, mlps
@@ -22,7 +24,37 @@ if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
     from neuroplastic.methods.base import RunContext
 
-NetChoice = Literal["actor", "critic", "both"]
+
+def _distinct_names(value):
+    if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+        raise ValueError(f"a list of networks must be non-empty and distinct, got {value}")
+    return value
+
+
+Nets = Annotated[str | list[str] | None, AfterValidator(_distinct_names)]
+"""Which networks (roles of `agent.nets`) a method acts on, the one type every method's `nets` param uses: one
+role (`actor`, `critic`, `encoder`, ...), `both` (= actor and critic), a list of roles (e.g. `[encoder, critic]`),
+or None (= every network of the agent). Names are checked against the agent when the method is built."""
+
+
+def selects(nets: Nets, role: str) -> bool:
+    """Whether `nets` includes network `role` (usable before the agent exists, e.g. in `net_spec`)."""
+    if nets is None:
+        return True
+    if isinstance(nets, list):
+        return role in nets
+    return role in ("actor", "critic") if nets == "both" else role == nets
+
+
+def select_nets(nets: Nets, agent: Agent, method: str) -> list[str]:
+    """The roles of `agent` that `nets` names (in the order named); a named role it lacks is an error."""
+    if nets is None:
+        return list(agent.nets)
+    wanted = nets if isinstance(nets, list) else ["actor", "critic"] if nets == "both" else [nets]
+    missing = [r for r in wanted if r not in agent.nets]
+    if missing:
+        raise ValueError(f"{method}.nets: agent {agent.name!r} has no network(s) {missing} (has {sorted(agent.nets)})")
+    return list(wanted)
 
 
 def seed_for(ctx: RunContext, *tags: str | int) -> int:
@@ -41,14 +73,9 @@ def fresh_net(agent: Agent, role: str, seed: int) -> nn.Module:
         return agent.build_net(role)
 
 
-def roles_of(choice: NetChoice) -> tuple[str, ...]:
-    return ("actor", "critic") if choice == "both" else (choice,)
-
-
-def mlp_roles(agent: Agent, wanted: tuple[str, ...] | None = None) -> list[str]:
-    """Roles of `agent` that contain at least one MLP (the temperature of SAC has none), optionally filtered."""
-    roles = [r for r in agent.nets if mlps(agent.nets[r])]
-    return roles if wanted is None else [r for r in roles if r in wanted]
+def mlp_roles(agent: Agent, nets: Nets = None) -> list[str]:
+    """Roles of `agent` selected by `nets` that contain at least one MLP (the temperature of SAC has none)."""
+    return [r for r in agent.nets if selects(nets, r) and mlps(agent.nets[r])]
 
 
 def get_mlp(module: nn.Module, name: str) -> MLP:

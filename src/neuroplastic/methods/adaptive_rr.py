@@ -67,6 +67,9 @@ class AdaptiveRR(Method):
         self.switch_episode: int | None = None
         self.checks = 0
 
+    def start_replay_ratio(self) -> float:
+        return self.params.low
+
     def on_build(self, agent: Agent) -> None:
         agent.replay_ratio = self.params.low
         if hasattr(agent, "track_critic_fau"):

@@ -31,6 +31,9 @@ Every gradient update (only once `step > start_steps`):
 Every `log_every` env steps:
   7. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
 
+Queries (not hooks): `start_replay_ratio()`, the replay ratio a method makes the agent start training with
+(Adaptive RR's `low`; None for every other method), read by `updates_in_run`.
+
 Checkpointing: `state_dict()` / `load_state_dict()` hold everything the method needs to resume bit-identically.
 A method that changes the networks' structure after build (Plasticity Injection adds heads at t*) re-creates
 that structure in `prepare_restore(agent, state)`, which the loop calls with the method's saved state *before*
@@ -42,6 +45,7 @@ hooks that receive a network name must ignore names they do not handle.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -71,6 +75,16 @@ class RunContext:
     method_index: int = 0
 
 
+def updates_in_run(ctx: RunContext, agent: Agent) -> int:
+    """Gradient updates the run makes: ⌊(steps − start_steps) · r⌋ (at least 1), where r is the replay ratio
+    training starts with (the agent's, or the one a method such as Adaptive RR sets at build, see
+    `Method.start_replay_ratio`). Every schedule counted in updates (NE's T_end and review threshold, NaP's
+    learning-rate decay, SET/RigL/GMP fractions) is sized by this one number. A ratio that changes during the
+    run (Adaptive RR's switch) is not foreseen: the schedule then ends before the run does (docs/deviations.md)."""
+    ratio = next((r for m in agent.methods if (r := m.start_replay_ratio()) is not None), agent.replay_ratio)
+    return max(1, math.floor((ctx.steps - ctx.start_steps) * ratio + 1e-9))
+
+
 class Method:
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = Params
@@ -88,6 +102,10 @@ class Method:
     def __init__(self, params: BaseModel, ctx: RunContext) -> None:
         self.params = params
         self.ctx = ctx
+
+    def start_replay_ratio(self) -> float | None:
+        """The replay ratio this method makes the agent start training with (None: it does not set one)."""
+        return None
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
         return spec

@@ -8,17 +8,20 @@ parameter count stays close to the ReLU network's.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from neuroplastic.methods._common import NetChoice, roles_of
+from neuroplastic.methods._common import Nets, select_nets, selects
 from neuroplastic.methods.base import Method, Params
 from neuroplastic.nets import MLPSpec
 
+if TYPE_CHECKING:
+    from neuroplastic.agents.base import Agent
+
 
 class CReLUParams(Params):
-    nets: NetChoice = Field("critic", description="Networks whose ReLUs become CReLUs (Ma et al.: the critic).")
+    nets: Nets = Field("critic", description="Networks whose ReLUs become CReLUs (Ma et al.: the critic).")
     width: Literal["keep", "halve"] = Field("keep", description="Keep hidden widths (fan-in doubles) or halve them.")
 
 
@@ -29,9 +32,12 @@ class CReLU(Method):
     params: CReLUParams
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
-        if role not in roles_of(self.params.nets):
+        if not selects(self.params.nets, role):
             return spec
         if spec.activation not in ("relu", "crelu"):
             raise ValueError(f"crelu: {role} uses activation {spec.activation!r}; CReLU replaces ReLU only")
         hidden = spec.hidden if self.params.width == "keep" else tuple(max(1, h // 2) for h in spec.hidden)
         return spec.with_(activation="crelu", hidden=hidden)
+
+    def on_build(self, agent: Agent) -> None:
+        select_nets(self.params.nets, agent, self.name)

@@ -31,7 +31,9 @@ class DataAugmentation(Method):
     Params = DataAugmentationParams
     params: DataAugmentationParams
     agents: ClassVar[frozenset[str] | None] = frozenset({"drqv2"})
-    smoke_params: ClassVar[dict] = {"enabled": False, "from_step": 750}
+    # No DA from the start: acts in any run, and leaves a variant's own `from_step` (a switch) in place when a
+    # smoke overlay fills unset keys with these.
+    smoke_params: ClassVar[dict] = {"enabled": False, "from_step": 0}
 
     def on_build(self, agent: Agent) -> None:
         if not hasattr(agent, "augment"):

@@ -1,9 +1,9 @@
 """NE component 2, dormant-neuron pruning, run inside each growth update (spec §3, §8 #5).
 
-Two modes (`prune_mode`):
+Configured by the `pruning:` sub-model of NE's params (`PruningParams`, passed as it is). Two modes (`mode`):
 - `paper`: remove connections of τ-dormant neurons (ReDo score s_i = E|h_i| / mean_k E|h_k| ≤ τ, τ = 0 by
   default: fully inactive units). A dormant hidden unit loses its incoming row and its outgoing column(s)
-  (`prune_connections` = both | incoming | outgoing); per layer at most ⌊ω·k_grow⌋ of them, a uniformly random
+  (`connections` = both | incoming | outgoing); per layer at most ⌊ω·k_grow⌋ of them, a uniformly random
   subset when there are more (the paper's Clip cap keeps the network growing).
 - `code`: the official code's effective behaviour: the ⌊ω·k_grow⌋ (ω = 0.4) smallest-|w| active weights, whatever
   the neurons do (its dormancy path is dead code).
@@ -16,11 +16,13 @@ captured with forward hooks on every hidden layer's norm slot of the network's M
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from neuroplastic.methods.base import Params
 from neuroplastic.metrics import unit_scores
 from neuroplastic.nets import ACTIVATION_WIDTH, MLP
 from neuroplastic.topology import ops
@@ -30,8 +32,18 @@ if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
     from neuroplastic.replay import Batch
 
-PRUNE_MODES = ("paper", "code")
-PRUNE_CONNECTIONS = ("both", "incoming", "outgoing")
+
+class PruningParams(Params):
+    """NE's `pruning:` sub-model (defaults: the paper-faithful `ne`)."""
+
+    enabled: bool = Field(True, description="Dormant-neuron pruning on/off (ablation).")
+    mode: Literal["paper", "code"] = Field("paper", description="Dormant-unit connections, or smallest |w|.")
+    omega: float = Field(0.4, ge=0.0, le=1.0, description="Prune cap ω·k_grow per layer (code constant 0.4).")
+    tau: float = Field(0.0, ge=0.0, description="τ of the dormancy score (0: fully inactive units only).")
+    connections: Literal["both", "incoming", "outgoing"] = Field(
+        "both", description="Which connections of a dormant unit are candidates."
+    )
+
 
 # Dormant flags per MLP (keyed by id) and hidden layer: a bool per output feature of that layer's activation.
 DormantFeatures = dict[int, dict[int, torch.Tensor]]
@@ -57,12 +69,16 @@ def capture_hidden(nets: list[nn.Module]):
 
 
 class DormantPruning:
-    def __init__(self, mode: str, omega: float, tau: float = 0.0, connections: str = "both", enabled: bool = True):
-        if mode not in PRUNE_MODES:
-            raise ValueError(f"prune_mode {mode!r} not in {PRUNE_MODES}")
-        if connections not in PRUNE_CONNECTIONS:
-            raise ValueError(f"prune_connections {connections!r} not in {PRUNE_CONNECTIONS}")
-        self.mode, self.omega, self.tau, self.connections, self.enabled = mode, omega, tau, connections, enabled
+    def __init__(self, params: PruningParams) -> None:
+        self.params = params
+
+    @property
+    def enabled(self) -> bool:
+        return self.params.enabled
+
+    @property
+    def mode(self) -> str:
+        return self.params.mode
 
     @property
     def needs_activations(self) -> bool:
@@ -76,11 +92,11 @@ class DormantPruning:
             agent.hidden_activations(batch)
         out: DormantFeatures = {}
         for (mlp_id, i), h in store.items():
-            out.setdefault(mlp_id, {})[i] = unit_scores(h) <= self.tau
+            out.setdefault(mlp_id, {})[i] = unit_scores(h) <= self.params.tau
         return out
 
     def cap(self, k_grow: int) -> int:
-        return int(self.omega * k_grow)
+        return int(self.params.omega * k_grow)
 
     def select(
         self,
@@ -102,11 +118,12 @@ class DormantPruning:
         flags = dormant.get(id(layer.mlp), {})
         rows = cols = None
         out_unit, in_unit = layer.output_unit(), layer.input_unit()
-        if self.connections in ("both", "incoming") and out_unit is not None and out_unit in flags:
+        connections = self.params.connections
+        if connections in ("both", "incoming") and out_unit is not None and out_unit in flags:
             widen = ACTIVATION_WIDTH[layer.mlp.spec.activation]
             # A unit is dormant when every feature its activation produces is (CReLU makes two per unit).
             rows = flags[out_unit].view(widen, -1).all(0)
-        if self.connections in ("both", "outgoing") and in_unit is not None and in_unit in flags:
+        if connections in ("both", "outgoing") and in_unit is not None and in_unit in flags:
             cols = flags[in_unit]
         if rows is None and cols is None:
             return torch.zeros_like(mask), 0

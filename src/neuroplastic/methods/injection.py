@@ -30,7 +30,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from neuroplastic.methods._common import NetChoice, fresh_net, get_mlp, roles_of, seed_for
+from neuroplastic.methods._common import Nets, fresh_net, get_mlp, seed_for, select_nets
 from neuroplastic.methods.base import Method, Params
 from neuroplastic.nets import MLP, mlps
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class InjectionParams(Params):
     at_step: int | None = Field(None, gt=0, description="Env step of the injection (overrides at_fraction).")
     at_fraction: float = Field(0.5, gt=0, lt=1, description="Injection step as a fraction of the run's env steps.")
-    nets: NetChoice = Field("both", description="Networks that get an injected head.")
+    nets: Nets = Field("both", description="Networks that get an injected head.")
     encoder_layers: int = Field(1, ge=0, description="Hidden layers of each MLP that form the encoder φ.")
 
 
@@ -124,9 +124,7 @@ class PlasticityInjection(Method):
                 "or by hidden layer and do not know the injected three-head structure"
             )
         k = self.params.encoder_layers
-        for role in roles_of(self.params.nets):
-            if role not in agent.nets:
-                raise ValueError(f"plasticity_injection.nets: agent {agent.name!r} has no network {role!r}")
+        for role in select_nets(self.params.nets, agent, self.name):
             for name, mlp in mlps(agent.nets[role]):
                 if k > len(mlp.spec.hidden):
                     raise ValueError(
@@ -140,7 +138,7 @@ class PlasticityInjection(Method):
 
     def inject(self, agent: Agent) -> None:
         k = self.params.encoder_layers
-        for role in roles_of(self.params.nets):
+        for role in select_nets(self.params.nets, agent, self.name):
             online = agent.nets[role]
             fresh = fresh_net(agent, role, seed_for(self.ctx, "injection", role))
             if any(isinstance(m, InjectedMLP) for m in online.modules()):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import Field
 
-from neuroplastic.methods._common import NetChoice, roles_of
+from neuroplastic.methods._common import Nets, select_nets
 from neuroplastic.methods.base import Method, Params
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 class L2InitParams(Params):
     coef: float = Field(1e-2, ge=0, description="λ (Ma et al.: 1e-2).")
-    nets: NetChoice = Field("critic", description="Networks whose loss gets the term (Ma et al.: critic).")
+    nets: Nets = Field("critic", description="Networks whose loss gets the term (Ma et al.: critic).")
 
 
 class L2Init(Method):
@@ -35,14 +35,13 @@ class L2Init(Method):
         self.anchors: dict[str, list[torch.Tensor]] | None = None
 
     def on_build(self, agent: Agent) -> None:
-        missing = [r for r in roles_of(self.params.nets) if r not in agent.nets]
-        if missing:
-            raise ValueError(f"l2_init.nets: agent {agent.name!r} has no network(s) {missing}")
+        select_nets(self.params.nets, agent, self.name)
 
     def on_step(self, agent: Agent, step: int) -> None:
         if self.anchors is None:
             self.anchors = {
-                role: [p.detach().clone() for p in agent.nets[role].parameters()] for role in roles_of(self.params.nets)
+                role: [p.detach().clone() for p in agent.nets[role].parameters()]
+                for role in select_nets(self.params.nets, agent, self.name)
             }
 
     def extra_loss(self, agent: Agent, net: str) -> torch.Tensor | None:

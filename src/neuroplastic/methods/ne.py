@@ -1,18 +1,25 @@
 """Neuroplastic Expansion (Liu, Obando-Ceron, Courville, Pan, ICLR 2025) as a method plug-in.
 
-NE starts from a sparse network (ERK at `init_sparsity`) and composes three components, one file each:
-- `growth.py`  elastic topology growth by |dense gradient| every `delta` updates, up to `target_sparsity`;
-- `dormant.py` dormant-neuron pruning inside each growth update (≤ ω·k_grow connections per layer);
-- `review.py`  experience review: sample from the oldest part of the buffer when a trigger fires.
+NE starts from a sparse network (ERK at `init_sparsity`) and composes three components, one file each, each
+configured by its own sub-model of the params, passed to it as it is:
+- `growth:`  (`growth.GrowthParams`)  elastic topology growth by |dense gradient| every Δ updates, up to a
+             target sparsity;
+- `pruning:` (`dormant.PruningParams`) dormant-neuron pruning inside each growth update (≤ ω·k_grow per layer);
+- `review:`  (`review.ReviewParams`)   experience review: sample from the oldest part of the buffer when a
+             trigger fires.
+The top level holds what the three share: which networks are sparse (`nets`, `actor`) and their initial
+topology. A config overrides any key at any level, e.g. `{name: ne, growth: {delta: 1000}, review: {every: 50}}`.
 
-Presets (registered names; every param can still be overridden in the config):
-- `ne`       paper-faithful reading (see docs/deviations.md, section NE, for each default and why);
+Presets (registered names; each is NE with other defaults, at any level):
+- `ne`       paper-faithful reading (docs/deviations.md, section NE, gives each default and why);
 - `ne_code`  the official code's effective behaviour (the README command run through `train.py`):
-             uniform fraction 0.008, Δ=100, growth space s₀·N − n fixed at the first update, ⌊0.4·k_grow⌋
-             smallest-|w| pruning whose entries may regrow at once, zero-init, stale Adam moments, the Adam
-             `step` reset at each growth update, skipped optimizer step, static 80%-ERK actor, magnitude
-             mask init, RigL churn after 25% sparsity, no experience review;
-- ablations of `ne`: `ne_no_growth`, `ne_no_pruning`, `ne_no_review`, `ne_growth_only`, `ne_static_actor`.
+             uniform fraction 0.008, Δ=100, growth space s₀·N − n fixed at the first update (negative for a
+             nearly dense layer, as in the code), ⌊0.4·k_grow⌋ smallest-|w| pruning whose entries may regrow at
+             once, zero-init, stale Adam moments, the Adam `step` reset at each growth update, skipped optimizer
+             step, static 80%-ERK actor, magnitude mask init, RigL churn after 25% sparsity, no experience review;
+- ablations of `ne`: `ne_no_growth`, `ne_no_pruning`, `ne_no_review`, `ne_growth_only`, `ne_static_actor`;
+- `ne_static`: NE's initial network with its topology frozen (growth, pruning and review off): the static sparse
+             baseline of Fig. 2, which differs from the growing variants in nothing but growth.
 
 Hooks used: `on_build` (masks), `before_optimizer_step` (topology updates, which may veto that step),
 `after_optimizer_step` (re-apply masks), `after_target_update` (targets ← targets ⊙ online masks),
@@ -27,32 +34,59 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, create_model, model_validator
+from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic_core import PydanticUndefined
 
 from neuroplastic import capture
-from neuroplastic.methods.base import Method, Params, RunContext
-from neuroplastic.methods.dormant import DormantPruning
-from neuroplastic.methods.growth import GrowthSettings, NetworkGrowth
-from neuroplastic.methods.review import ExperienceReview
+from neuroplastic.methods._common import Nets, select_nets
+from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
+from neuroplastic.methods.dormant import DormantPruning, PruningParams
+from neuroplastic.methods.growth import GrowthParams, NetworkGrowth
+from neuroplastic.methods.review import ExperienceReview, ReviewParams
 from neuroplastic.topology.masks import Topology
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
     from neuroplastic.replay import Batch, Replay
 
+# Flat keys of the params before they were nested, and where each lives now (a flat key is an error that says so).
+MOVED_KEYS = {
+    "roles": "nets",
+    **{k: f"growth.{k}" for k in ("delta", "schedule", "uniform_fraction", "zeta", "t_end", "clock")},
+    **{k: f"growth.{k}" for k in ("target_sparsity", "density_measure", "regrow_pruned", "after_target")},
+    **{k: f"growth.{k}" for k in ("churn_zeta", "moments", "adam_step_reset", "skip_step")},
+    "growth_space": "growth.space",
+    "growth_score": "growth.score",
+    "grown_init": "growth.init",
+    "prune_mode": "pruning.mode",
+    "omega": "pruning.omega",
+    "prune_tau": "pruning.tau",
+    "prune_connections": "pruning.connections",
+    "review_mode": "review.mode",
+    "review_net": "review.net",
+    "review_every": "review.every",
+    "review_fraction": "review.fraction",
+    "review_prob": "review.prob",
+    "review_tau": "review.tau",
+    "review_window": "review.window",
+    "review_eps_start": "review.eps_start",
+    "review_eps_end": "review.eps_end",
+    "review_eps_decay": "review.eps_decay",
+    "review_when": "review.when",
+    "review_awaken": "review.awaken",
+    "review_tamp": "review.tamp",
+    "review_batch": "review.batch",
+}
+
 
 class NEParams(Params):
-    """Defaults are the paper-faithful `ne` preset; `NECodeParams` overrides them for `ne_code`."""
+    """Defaults are the paper-faithful `ne` preset; the other presets change defaults (`preset_params`)."""
 
-    # --- which networks ---
-    roles: list[str] = Field(
-        default_factory=lambda: ["actor", "critic"],
-        description="Networks (keys of agent.nets) that are sparse; only their MaskedLinear layers get masks.",
-    )
+    # --- which networks, and their initial topology ---
+    nets: Nets = Field("both", description="Networks (roles of agent.nets) that are sparse; their MaskedLinear layers.")
     actor: Literal["growing", "static", "dense"] = Field(
-        "growing", description="The `actor` role: grows like the critic, keeps its initial sparse mask, or is dense."
+        "growing", description="The `actor` network: grows like the critic, keeps its initial sparse mask, or is dense."
     )
-    # --- initial topology ---
     init_sparsity: float = Field(0.8, ge=0.0, lt=1.0, description="Global sparsity s₀ of each sparse network.")
     distribution: Literal["erk", "uniform"] = Field("erk", description="Layer-wise sparsity at s₀.")
     mask_init: Literal["random", "magnitude"] = Field(
@@ -62,110 +96,82 @@ class NEParams(Params):
     count_norm_weights: bool = Field(
         True, description="LayerNorm weights count (as dense) in the ERK budget, as in the code (spec §1.2)."
     )
-    # --- growth ---
-    growth: bool = Field(True, description="Elastic growth on/off (ablation). Off: k_grow still caps pruning.")
-    delta: int = Field(10_000, gt=0, description="Updates between topology updates (Δ).")
-    schedule: Literal["uniform", "cosine"] = Field("cosine", description="Growth fraction schedule r(t).")
-    uniform_fraction: float = Field(0.008, gt=0, le=1, description="r(t) of the `uniform` schedule (code: 0.008).")
-    zeta: float | None = Field(
-        None, gt=0, le=1, description="Amplitude ζ of `cosine` r(t)=ζ/2(1+cos(πt/T_end)); None: 2Δ/T_end (Σr ≈ 1)."
-    )
-    t_end: int | None = Field(None, gt=0, description="T_end in updates; None: steps − start_steps.")
-    clock: Literal["network", "agent"] = Field(
-        "agent", description="Schedule position: each network's own optimizer steps (code) or agent updates."
-    )
-    target_sparsity: float = Field(0.0, ge=0.0, lt=1.0, description="Growth stops at this global sparsity.")
-    growth_space: Literal["code", "target"] = Field(
-        "target", description="G_l = max(0, s₀·N − n₀) (code) or max(0, (1 − target)·N − n₀)."
-    )
-    density_measure: Literal["linear", "all_weights"] = Field(
-        "linear", description="Density for the stop test: linear weights, or all weight tensors incl. LayerNorm."
-    )
-    growth_score: Literal["gradient", "random"] = Field("gradient", description="Grow by |dense grad| or at random.")
-    grown_init: Literal["zero", "lecun"] = Field("zero", description="Value of newly grown weights.")
-    regrow_pruned: bool = Field(False, description="Entries pruned in an update may regrow in the same update.")
-    after_target: Literal["freeze", "churn"] = Field(
-        "freeze", description="After the target: fixed topology, or the code's RigL churn (cosine from churn_zeta)."
-    )
-    churn_zeta: float = Field(0.2, gt=0, le=1, description="Initial churn fraction after the target (code: 0.2).")
-    moments: Literal["reset", "keep"] = Field("reset", description="Adam moments of grown/pruned entries.")
-    adam_step_reset: bool = Field(False, description="Reset Adam's `step` of sparse weights at each growth update.")
-    skip_step: bool = Field(True, description="Skip the optimizer step of a topology-update iteration (code).")
     mask_gradients: bool = Field(
         False,
         description="Mask gradients before each optimizer step (code's hook): inactive entries' Adam moments decay "
-        "instead of following the dense gradient. Only matters with moments=keep.",
+        "instead of following the dense gradient. Only matters with growth.moments=keep.",
     )
-    # --- pruning ---
-    pruning: bool = Field(True, description="Dormant-neuron pruning on/off (ablation).")
-    prune_mode: Literal["paper", "code"] = Field("paper", description="Dormant-unit connections, or smallest |w|.")
-    omega: float = Field(0.4, ge=0.0, le=1.0, description="Prune cap ω·k_grow per layer (code constant 0.4).")
-    prune_tau: float = Field(0.0, ge=0.0, description="τ of the dormancy score for pruning (0: fully inactive).")
-    prune_connections: Literal["both", "incoming", "outgoing"] = Field(
-        "both", description="Which connections of a dormant unit are candidates."
-    )
-    # --- experience review ---
-    review: bool = Field(True, description="Experience review on/off (ablation).")
-    review_mode: Literal["paper", "code", "off"] = Field("paper", description="Review trigger.")
-    review_net: str = Field("critic", description="Network whose dormant ratio / FAU drives the trigger.")
-    review_every: int = Field(1000, gt=0, description="Updates between trigger measurements.")
-    review_fraction: float = Field(0.3, gt=0.0, le=1.0, description="Oldest fraction of the buffer window.")
-    review_prob: float = Field(0.5, ge=0.0, le=1.0, description="Paper mode: P(review) per update while triggered.")
-    review_tau: float = Field(0.1, ge=0.0, description="Paper mode: τ of the tracked dormant ratio.")
-    review_window: int = Field(10, gt=0, description="Paper mode: measurements averaged into the fluctuation ∇f.")
-    review_eps_start: float = Field(0.02, ge=0.0, description="Paper mode: threshold ε at t=0.")
-    review_eps_end: float = Field(0.002, ge=0.0, description="Paper mode: ε plateau.")
-    review_eps_decay: float = Field(
-        0.5, gt=0.0, description="Paper mode: ε reaches its plateau at this fraction of T_end."
-    )
-    review_when: Literal["below", "above"] = Field(
-        "below", description="Paper mode: review while ∇f < ε (issue) or while ∇f > ε (reviewers' Figure 5 reading)."
-    )
-    review_awaken: float = Field(0.4, ge=0.0, le=1.0, description="Code mode: FAU threshold (awaken).")
-    review_tamp: float = Field(0.9, gt=0.0, description="Code mode: gate temperature (Tamp).")
-    review_batch: int = Field(256, gt=0, description="Batch size of trigger measurements.")
+    # --- the three components ---
+    growth: GrowthParams = Field(default_factory=GrowthParams, description="Elastic growth (growth.py).")
+    pruning: PruningParams = Field(default_factory=PruningParams, description="Dormant pruning (dormant.py).")
+    review: ReviewParams = Field(default_factory=ReviewParams, description="Experience review (review.py).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = [f"`{k}` is now `{MOVED_KEYS[k]}`" for k in data if k in MOVED_KEYS]
+            flags = [
+                f"`{k}: {v}` is now `{k}: {{enabled: {str(v).lower()}}}`"
+                for k, v in data.items()
+                if k in ("growth", "pruning", "review") and isinstance(v, bool)
+            ]
+            if moved or flags:
+                raise ValueError("NE params are nested: " + "; ".join(moved + flags))
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> NEParams:
-        if self.target_sparsity > self.init_sparsity:
-            raise ValueError(f"target_sparsity {self.target_sparsity} > init_sparsity {self.init_sparsity}")
-        if len(set(self.roles)) != len(self.roles) or not self.roles:
-            raise ValueError(f"roles must be distinct and non-empty, got {self.roles}")
+        if self.growth.target_sparsity > self.init_sparsity:
+            raise ValueError(
+                f"growth.target_sparsity {self.growth.target_sparsity} > init_sparsity {self.init_sparsity}"
+            )
         return self
 
 
-def params_with_defaults(name: str, base: type[NEParams], **defaults: Any) -> type[NEParams]:
-    """A subclass of `base` whose fields in `defaults` get new defaults (types, bounds and docs kept)."""
+def preset_params(name: str, base: type[BaseModel], **defaults: Any) -> type[BaseModel]:
+    """A subclass of `base` whose fields in `defaults` get new defaults (types, bounds and docs kept). A mapping
+    given for a sub-model field (`growth={...}`) changes that sub-model's defaults, so a config that overrides
+    one key of `growth:` keeps the preset's other growth defaults."""
     fields = {}
     for key, value in defaults.items():
+        if key not in base.model_fields:
+            raise KeyError(f"{base.__name__} has no field {key!r}")
         info = copy.copy(base.model_fields[key])
-        info.default, info.default_factory = value, None
-        fields[key] = (base.model_fields[key].annotation, info)
+        annotation = base.model_fields[key].annotation
+        if isinstance(value, dict):
+            annotation = preset_params(f"{name}_{key}", annotation, **value)
+            info.default, info.default_factory = PydanticUndefined, annotation
+        else:
+            info.default, info.default_factory = value, None
+        fields[key] = (annotation, info)
     return create_model(name, __base__=base, **fields)
 
 
 # `ne_code`: the official code's effective defaults (spec §2.2, §8; docs/deviations.md explains each).
-NECodeParams = params_with_defaults(
+NECodeParams = preset_params(
     "NECodeParams",
     NEParams,
     actor="static",
     mask_init="magnitude",
     dense_first_last=False,
-    delta=100,
-    schedule="uniform",
-    zeta=0.5,
-    clock="network",
-    target_sparsity=0.25,
-    growth_space="code",
-    density_measure="all_weights",
-    regrow_pruned=True,
-    after_target="churn",
-    moments="keep",
-    adam_step_reset=True,
     mask_gradients=True,
-    prune_mode="code",
-    review_mode="off",
-    review_every=100,
+    growth={
+        "delta": 100,
+        "schedule": "uniform",
+        "zeta": 0.5,
+        "clock": "network",
+        "target_sparsity": 0.25,
+        "space": "code",
+        "negative_space": "code",
+        "density_measure": "all_weights",
+        "regrow_pruned": True,
+        "after_target": "churn",
+        "moments": "keep",
+        "adam_step_reset": True,
+    },
+    pruning={"mode": "code"},
+    review={"enabled": False, "mode": "code", "every": 100},
 )
 
 
@@ -173,62 +179,40 @@ class NE(Method):
     name: ClassVar[str] = "ne"
     Params: ClassVar[type[NEParams]] = NEParams
     # 500 updates in the smoke tier: 10 topology updates and several review measurements.
-    smoke_params: ClassVar[dict[str, Any]] = {"delta": 50, "review_every": 50}
+    smoke_params: ClassVar[dict[str, Any]] = {"growth": {"delta": 50}, "review": {"every": 50}}
     params: NEParams
 
     def __init__(self, params: NEParams, ctx: RunContext) -> None:
         super().__init__(params, ctx)
-        p = params
-        self.t_end = p.t_end or max(1, ctx.steps - ctx.start_steps)
         seeds = np.random.SeedSequence([ctx.seed, ctx.method_index, 0x4E45])
         topo_seed, review_seed = seeds.spawn(2)
         self.generator = torch.Generator(device=ctx.device)
         self.generator.manual_seed(int(topo_seed.generate_state(1)[0]))
         self.review_seed = review_seed
+        self.t_end = 1  # set at build: `growth.t_end` or the run's number of updates
         self.topology: Topology | None = None
         self.growth: dict[str, NetworkGrowth] = {}
-        self.pruner = DormantPruning(p.prune_mode, p.omega, p.prune_tau, p.prune_connections, enabled=p.pruning)
+        self.pruner = DormantPruning(params.pruning)
         self.review: ExperienceReview | None = None
         self.last_batch: Batch | None = None
         self._dormant_cache: tuple | None = None
         self.layer_sparsity: dict[str, dict[str, float]] = {}
 
     # --- build ----------------------------------------------------------------------------------
-    def sparse_roles(self) -> list[str]:
-        return [r for r in self.params.roles if not (r == "actor" and self.params.actor == "dense")]
+    def sparse_roles(self, agent: Agent) -> list[str]:
+        roles = select_nets(self.params.nets, agent, self.name)
+        return [r for r in roles if not (r == "actor" and self.params.actor == "dense")]
 
     def growing_roles(self) -> list[str]:
-        return [r for r in self.sparse_roles() if not (r == "actor" and self.params.actor == "static")]
-
-    def growth_settings(self) -> GrowthSettings:
         p = self.params
-        return GrowthSettings(
-            delta=p.delta,
-            t_end=self.t_end,
-            schedule=p.schedule,
-            uniform_fraction=p.uniform_fraction,
-            zeta=p.zeta if p.zeta is not None else min(1.0, 2.0 * p.delta / self.t_end),
-            clock=p.clock,
-            init_sparsity=p.init_sparsity,
-            target_sparsity=p.target_sparsity,
-            growth_space=p.growth_space,
-            density_measure=p.density_measure,
-            growth=p.growth,
-            growth_score=p.growth_score,
-            grown_init=p.grown_init,
-            regrow_pruned=p.regrow_pruned,
-            after_target=p.after_target,
-            churn_zeta=p.churn_zeta,
-            moments=p.moments,
-            adam_step_reset=p.adam_step_reset,
-        )
+        if not (p.growth.enabled or p.pruning.enabled):
+            return []  # no component can change the topology: no topology updates at all
+        return [r for r in self.topology.roles if not (r == "actor" and p.actor == "static")]
 
     def on_build(self, agent: Agent) -> None:
         p = self.params
-        missing = [r for r in p.roles if r not in agent.nets]
-        if missing:
-            raise ValueError(f"method {self.name}: roles {missing} are not networks of agent {agent.name!r}")
-        self.topology = topo = Topology(agent.nets, self.sparse_roles())
+        self.t_end = p.growth.t_end or updates_in_run(self.ctx, agent)
+        self.topology = topo = Topology(agent.nets, self.sparse_roles(agent))
         for role in topo.roles:
             self.layer_sparsity[role] = topo.init_masks(
                 role,
@@ -239,31 +223,18 @@ class NE(Method):
                 count_norms=p.count_norm_weights,
                 generator=self.generator,
             )
-        settings = self.growth_settings()
         for role in self.growing_roles():
-            self.growth[role] = NetworkGrowth(role, agent.nets[role], topo.layers[role], settings)
-        review_on = p.review and p.review_mode != "off"
-        if review_on and p.review_net not in agent.nets:
-            raise ValueError(f"method {self.name}: review_net {p.review_net!r} is not a network of {agent.name!r}")
+            self.growth[role] = NetworkGrowth(
+                role, agent.nets[role], topo.layers[role], p.growth, init_sparsity=p.init_sparsity, t_end=self.t_end
+            )
+        if p.review.enabled and p.review.net not in agent.nets:
+            raise ValueError(f"method {self.name}: review.net {p.review.net!r} is not a network of {agent.name!r}")
         self.review = ExperienceReview(
-            p.review_mode if review_on else "off",
-            net=p.review_net,
-            every=p.review_every,
-            early_fraction=p.review_fraction,
+            p.review,
             t_end=self.t_end,
             batch_size=int(getattr(agent.params, "batch_size", 256)),
-            measure_batch=p.review_batch,
             seed_sequence=self.review_seed,
             device=self.ctx.device,
-            prob=p.review_prob,
-            tau=p.review_tau,
-            window=p.review_window,
-            eps_start=p.review_eps_start,
-            eps_end=p.review_eps_end,
-            eps_decay=p.review_eps_decay,
-            awaken=p.review_awaken,
-            tamp=p.review_tamp,
-            when=p.review_when,
         )
 
     # --- update path ----------------------------------------------------------------------------
@@ -295,7 +266,7 @@ class NE(Method):
                 self._dormant_cache = (key, self.pruner.dormant_features(agent, list(self.growth), self.last_batch))
             dormant = self._dormant_cache[1]
         changed = growth.update(update, agent.optimizers[net], self.pruner, dormant, self.generator)
-        take = not (changed and self.params.skip_step)
+        take = not (changed and growth.params.skip_step)
         if take and self.params.mask_gradients:
             self.topology.mask_grads_(net)
         return take
@@ -321,7 +292,7 @@ class NE(Method):
             out[f"topology.updates.{role}"] = float(g.topology_updates)
             out[f"ne.phase.{role}"] = float(("growing", "churn", "frozen").index(g.phase))
             if g.phase != "frozen":
-                out[f"ne.growth_fraction.{role}"] = g.settings.fraction(g.position) if g.phase == "growing" else 0.0
+                out[f"ne.growth_fraction.{role}"] = g.fraction(g.position) if g.phase == "growing" else 0.0
             g.grown_since_log = g.pruned_since_log = 0
         out.update(self.review.log_metrics())
         return out
@@ -350,7 +321,7 @@ class NE(Method):
 def _preset(name: str, doc: str, **defaults: Any) -> type[NE]:
     """A registered NE variant: the same method with other parameter defaults."""
     class_name = "".join(part.title() for part in name.split("_"))
-    params_cls = params_with_defaults(f"{class_name}Params", NEParams, **defaults)
+    params_cls = preset_params(f"{class_name}Params", NEParams, **defaults)
     return type(class_name, (NE,), {"name": name, "Params": params_cls, "__doc__": doc})
 
 
@@ -362,11 +333,21 @@ class NECode(NE):
 
 
 NE_ABLATIONS: dict[str, type[NE]] = {
-    "ne_no_growth": _preset("ne_no_growth", "NE without elastic growth.", growth=False),
-    "ne_no_pruning": _preset("ne_no_pruning", "NE without dormant-neuron pruning.", pruning=False),
-    "ne_no_review": _preset("ne_no_review", "NE without experience review.", review=False),
+    "ne_no_growth": _preset("ne_no_growth", "NE without elastic growth.", growth={"enabled": False}),
+    "ne_no_pruning": _preset("ne_no_pruning", "NE without dormant-neuron pruning.", pruning={"enabled": False}),
+    "ne_no_review": _preset("ne_no_review", "NE without experience review.", review={"enabled": False}),
     "ne_growth_only": _preset(
-        "ne_growth_only", "NE with growth only (no pruning, no review).", pruning=False, review=False
+        "ne_growth_only",
+        "NE with growth only (no pruning, no review).",
+        pruning={"enabled": False},
+        review={"enabled": False},
     ),
     "ne_static_actor": _preset("ne_static_actor", "NE with a static sparse actor.", actor="static"),
+    "ne_static": _preset(
+        "ne_static",
+        "NE's initial sparse network with its topology frozen (the static sparse baseline of Fig. 2).",
+        growth={"enabled": False},
+        pruning={"enabled": False},
+        review={"enabled": False},
+    ),
 }

@@ -9,10 +9,10 @@ layer k only, 0-based; `only_layer: 2` on the 3-hidden-layer NE critic is the NE
 step, every weight matrix followed by a normalization is projected back onto the sphere of its initial
 Frobenius norm, W ← ρ·W/‖W‖_F, with ρ = ‖W‖_F measured before the first update; output layers, biases and the
 optimizer moments are untouched; (3) an explicit learning-rate schedule: the lr of every MLP network's
-optimizer decays linearly from its initial value to `lr_end_factor`× that value over the run's gradient steps
-(steps − start_steps). The initial lr is kept in the param group as `initial_lr` (checkpointed with the
-optimizer), so a resumed run continues the same schedule. Targets follow by Polyak averaging and are not
-projected.
+optimizer decays linearly from its initial value to `lr_end_factor`× that value over the run's gradient updates
+(`updates_in_run`: (steps − start_steps) × replay ratio). The initial lr is kept in the param group as
+`initial_lr` (checkpointed with the optimizer), so a resumed run continues the same schedule. Targets follow
+by Polyak averaging and are not projected.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from neuroplastic.methods._common import NetChoice, mlp_roles, roles_of
-from neuroplastic.methods.base import Method, Params
+from neuroplastic.methods._common import Nets, mlp_roles, select_nets, selects
+from neuroplastic.methods.base import Method, Params, updates_in_run
 from neuroplastic.nets import MLPSpec, mlps
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _with_layernorm(spec: MLPSpec, layers: frozenset[int], affine: bool) -> MLPS
 
 
 class LayerNormParams(Params):
-    nets: NetChoice = Field("both", description="`critic` = critic-only LN.")
+    nets: Nets = Field("both", description="`critic` = critic-only LN.")
     only_layer: int | None = Field(
         None, description="LN on this hidden layer only (0-based; negative counts from the last); None = every one."
     )
@@ -51,7 +51,7 @@ class LayerNormMethod(Method):
     params: LayerNormParams
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
-        if role not in roles_of(self.params.nets):
+        if not selects(self.params.nets, role):
             return spec
         n = len(spec.hidden)
         k = self.params.only_layer
@@ -63,9 +63,12 @@ class LayerNormMethod(Method):
             raise ValueError(f"layernorm.only_layer={k} is out of range for the {n} hidden layers of {role}")
         return _with_layernorm(spec, layers, self.params.affine)
 
+    def on_build(self, agent: Agent) -> None:
+        select_nets(self.params.nets, agent, self.name)
+
 
 class NaPParams(Params):
-    nets: NetChoice = Field("both", description="Networks that get normalization and projection.")
+    nets: Nets = Field("both", description="Networks that get normalization and projection.")
     affine: bool = Field(False, description="LayerNorm gain/offset (NaP TD3 port: none).")
     lr_schedule: Literal["linear", "constant"] = Field("linear", description="Explicit learning-rate schedule.")
     lr_end_factor: float = Field(0.1, gt=0, le=1, description="Final lr as a fraction of the initial lr (3e-4→3e-5).")
@@ -81,15 +84,20 @@ class NaP(Method):
         # role → [(weight, ρ)] for every weight matrix followed by a LayerNorm.
         self.projection: dict[str, list[tuple[nn.Parameter, torch.Tensor]]] | None = None
         self._norms: list[torch.Tensor] | None = None
+        self.total_updates = 1
+
+    def on_build(self, agent: Agent) -> None:
+        select_nets(self.params.nets, agent, self.name)
+        self.total_updates = updates_in_run(self.ctx, agent)
 
     def net_spec(self, role: str, spec: MLPSpec) -> MLPSpec:
-        if role not in roles_of(self.params.nets):
+        if not selects(self.params.nets, role):
             return spec
         return _with_layernorm(spec, frozenset(range(len(spec.hidden))), self.params.affine)
 
     def _projected(self, agent: Agent) -> dict[str, list[nn.Parameter]]:
         out = {}
-        for role in mlp_roles(agent, roles_of(self.params.nets)):
+        for role in mlp_roles(agent, self.params.nets):
             weights = []
             for _, mlp in mlps(agent.nets[role]):
                 for layer, norm in zip(mlp.layers[:-1], mlp.norms, strict=True):
@@ -109,10 +117,9 @@ class NaP(Method):
             it = iter(norms)
             self.projection = {role: [(w, next(it)) for w in ws] for role, ws in projected.items()}
         if self.params.lr_schedule == "linear":
-            total = max(1, self.ctx.steps - self.ctx.start_steps)
-            progress = min(1.0, agent.updates / total)
+            progress = min(1.0, agent.updates / self.total_updates)
             factor = 1.0 - (1.0 - self.params.lr_end_factor) * progress
-            for role in mlp_roles(agent, roles_of(self.params.nets)):
+            for role in mlp_roles(agent, self.params.nets):
                 for group in agent.optimizers[role].param_groups:
                     group.setdefault("initial_lr", group["lr"])
                     group["lr"] = group["initial_lr"] * factor

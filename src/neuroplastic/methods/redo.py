@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from pydantic import Field, model_validator
 
-from neuroplastic.methods._common import NetChoice, fresh_net, get_mlp, roles_of, seed_for
+from neuroplastic.methods._common import Nets, fresh_net, get_mlp, seed_for, select_nets
 from neuroplastic.methods.base import Method, Params
 from neuroplastic.metrics import unit_scores
 from neuroplastic.nets import MLP, mlps
@@ -48,7 +48,7 @@ class ReDoParams(Params):
     score_batch: int | None = Field(
         None, gt=0, description="Rows of the training batch used for the scores; None = the whole batch."
     )
-    nets: NetChoice = Field("both", description="Networks whose hidden units are recycled.")
+    nets: Nets = Field("both", description="Networks whose hidden units are recycled.")
     start_update: int = Field(0, ge=0, description="No recycling before this gradient step.")
     end_update: int | None = Field(
         None, gt=0, description="No recycling from this gradient step on (None = never stop)."
@@ -78,9 +78,7 @@ class ReDo(Method):
         self.recycles = 0
 
     def on_build(self, agent: Agent) -> None:
-        missing = [r for r in roles_of(self.params.nets) if r not in agent.nets]
-        if missing:
-            raise ValueError(f"redo.nets: agent {agent.name!r} has no network(s) {missing}")
+        select_nets(self.params.nets, agent, self.name)
         batch_size = getattr(agent.params, "batch_size", None)
         score_batch = self.params.score_batch
         if batch_size is not None and score_batch is not None and score_batch > batch_size:
@@ -99,7 +97,7 @@ class ReDo(Method):
         sub = batch if n is None else type(batch)(*(t[:n] for t in batch))
         activations = agent.hidden_activations(sub)
         dormant_by_role: dict[str, list[torch.Tensor]] = {}
-        for role in roles_of(self.params.nets):
+        for role in select_nets(self.params.nets, agent, self.name):
             net = agent.nets[role]
             nets_mlps = mlps(net)
             acts = activations[role]

@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from neuroplastic.methods._common import copy_entries, fresh_net
+from neuroplastic.methods._common import Nets, copy_entries, fresh_net, select_nets
 from neuroplastic.methods._common import seed_for as _seed_for
 from neuroplastic.methods.base import Method, Params
 from neuroplastic.nets import mlps
@@ -31,20 +31,12 @@ if TYPE_CHECKING:
 
 class ResetParams(Params):
     interval: int = Field(200_000, gt=0, description="Env steps between resets (Primacy Bias SAC: 2e5).")
-    nets: list[str] | None = Field(
-        None, description="Roles to reset (e.g. [actor, critic]); None = every network of the agent."
-    )
+    nets: Nets = Field(None, description="Networks to reset (e.g. [actor, critic]); None = every network of the agent.")
     last_layers: int | None = Field(
         None, gt=0, description="Reset only the last k linear layers (and their norms) of each MLP; None = all."
     )
     reset_optimizer: bool = Field(True, description="Drop the optimizer state of the re-initialised parameters.")
     max_resets: int | None = Field(None, gt=0, description="Stop after this many resets (None = no limit).")
-
-    @model_validator(mode="after")
-    def _nets_not_empty(self):
-        if self.nets is not None and not self.nets:
-            raise ValueError("nets: empty list; use null for every network")
-        return self
 
 
 class Reset(Method):
@@ -56,9 +48,7 @@ class Reset(Method):
     params: ResetParams
 
     def on_build(self, agent: Agent) -> None:
-        unknown = [r for r in (self.params.nets or []) if r not in agent.nets]
-        if unknown:
-            raise ValueError(f"reset.nets: unknown network(s) {unknown}; agent has {sorted(agent.nets)}")
+        select_nets(self.params.nets, agent, self.name)
         if self.params.last_layers is not None:
             for role in self.roles(agent):
                 for name, mlp in mlps(agent.nets[role]):
@@ -69,7 +59,7 @@ class Reset(Method):
                         )
 
     def roles(self, agent: Agent) -> list[str]:
-        return list(self.params.nets) if self.params.nets is not None else list(agent.nets)
+        return select_nets(self.params.nets, agent, self.name)
 
     def on_step(self, agent: Agent, step: int) -> None:
         p = self.params

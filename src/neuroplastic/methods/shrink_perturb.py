@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from pydantic import Field
 
-from neuroplastic.methods._common import NetChoice, fresh_net, reapply_masks, roles_of, seed_for
+from neuroplastic.methods._common import Nets, fresh_net, reapply_masks, seed_for, select_nets
 from neuroplastic.methods.base import Method, Params
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class ShrinkPerturbParams(Params):
     interval: int = Field(200_000, gt=0, description="Env steps between shrink-and-perturb events.")
     shrink: float = Field(0.8, ge=0, le=1, description="λ, the factor on the current weights.")
     perturb: float = Field(0.2, ge=0, description="μ, the factor on the fresh initialisation.")
-    nets: NetChoice = Field("critic", description="Networks that are shrunk and perturbed (Ma et al.: critic).")
+    nets: Nets = Field("critic", description="Networks that are shrunk and perturbed (Ma et al.: critic).")
 
 
 class ShrinkPerturb(Method):
@@ -35,9 +35,7 @@ class ShrinkPerturb(Method):
     params: ShrinkPerturbParams
 
     def on_build(self, agent: Agent) -> None:
-        missing = [r for r in roles_of(self.params.nets) if r not in agent.nets]
-        if missing:
-            raise ValueError(f"shrink_perturb.nets: agent {agent.name!r} has no network(s) {missing}")
+        select_nets(self.params.nets, agent, self.name)
 
     def on_step(self, agent: Agent, step: int) -> None:
         p = self.params
@@ -47,7 +45,7 @@ class ShrinkPerturb(Method):
     @torch.no_grad()
     def apply(self, agent: Agent, number: int) -> None:
         p = self.params
-        for role in roles_of(p.nets):
+        for role in select_nets(p.nets, agent, self.name):
             online = agent.nets[role]
             rand = dict(fresh_net(agent, role, seed_for(self.ctx, "shrink_perturb", number, role)).named_parameters())
             for name, param in online.named_parameters():

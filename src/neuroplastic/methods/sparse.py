@@ -1,7 +1,7 @@
 """The sparse-training family of Graesser, Evci, Elsen, Castro ("The State of Sparse Training in Deep RL", ICML 2022)
 as method plug-ins: `static`, `set`, `rigl` and `gmp` (gradual magnitude pruning). Spec: BASELINES.md §6.
 
-Every method sparsifies the `MaskedLinear` layers of the networks in `roles` (default actor and critic), each
+Every method sparsifies the `MaskedLinear` layers of the networks in `nets` (default actor and critic), each
 network on its own: the layer-wise sparsities come from ERK (or uniform) at the global `sparsity`, over every
 linear layer including the output layer (the study wraps it, `sparse_output_layer=True`; ERK then leaves a 1-unit
 Q output dense). LayerNorm weights, biases and SAC's temperature are never masked or counted.
@@ -21,10 +21,11 @@ connections that are regrown keep their value and moments (`reinit_when_same=Fal
 
 Clock. Positions are the study's `train_step_counter`: t = (agent update index) − 1, so the first gradient
 update is t = 0. Fractions of training are fractions of the run's total number of gradient updates,
-U = `total_updates` or (steps − start_steps) × replay_ratio: in the study's SAC runs (1M train iterations, one
-update each) "mask updates until 800k" is 0.8·U, and GMP's 200k→800k is 0.2·U → 0.8·U. Mask updates of
-SET/RigL happen at t = 0, ΔT, 2ΔT, … ≤ ⌊stop_fraction·U⌋ with drop fraction f(t) = f0·½(1 + cos(π t / T_stop))
-(Keras CosineDecay, alpha 0). GMP prunes at t = t0, t0 + ΔT, … ≤ t_end, and at t_end itself.
+U = `total_updates` or `updates_in_run` = ⌊(steps − start_steps) × replay_ratio⌋: in the study's SAC runs (1M
+train iterations, one update each) "mask updates until 800k" is 0.8·U, and GMP's 200k→800k is 0.2·U → 0.8·U.
+Mask updates of SET/RigL happen at t = 0, ΔT, 2ΔT, … ≤ ⌊stop_fraction·U⌋ with drop fraction
+f(t) = f0·½(1 + cos(π t / T_stop)) (Keras CosineDecay, alpha 0). GMP prunes at t = t0, t0 + ΔT, … ≤ t_end,
+and at t_end itself.
 A network whose optimizer does not step at every update (TD3's delayed actor) does a due update at its first
 optimizer step at or after the scheduled point, with the schedule value of that point.
 
@@ -45,7 +46,8 @@ import torch
 from pydantic import Field, model_validator
 
 from neuroplastic import capture
-from neuroplastic.methods.base import Method, Params, RunContext
+from neuroplastic.methods._common import Nets, select_nets
+from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
 from neuroplastic.topology import ops
 from neuroplastic.topology.distribution import layer_sparsities
 from neuroplastic.topology.masks import SparseLayer, Topology, budget_shapes
@@ -62,20 +64,11 @@ class SparseParams(Params):
         0.9, ge=0.5, le=0.99, description="Global sparsity S of each sparse network (final sparsity for GMP)."
     )
     distribution: Literal["erk", "uniform"] = Field("erk", description="Layer-wise sparsity at S.")
-    roles: list[str] = Field(
-        default_factory=lambda: ["actor", "critic"],
-        description="Networks (keys of agent.nets) that are sparse; their MaskedLinear layers get masks.",
-    )
+    nets: Nets = Field("both", description="Networks (roles of agent.nets) that are sparse; their MaskedLinear layers.")
     weight_decay: float = Field(1e-6, ge=0.0, description="λ of the L2 term λ·Σ‖W‖² on the roles' kernels.")
     total_updates: int | None = Field(
         None, gt=0, description="Gradient updates that make 100% of training; None: (steps − start_steps)·RR."
     )
-
-    @model_validator(mode="after")
-    def _distinct_roles(self) -> SparseParams:
-        if not self.roles or len(set(self.roles)) != len(self.roles):
-            raise ValueError(f"roles must be distinct and non-empty, got {self.roles}")
-        return self
 
 
 class StaticParams(SparseParams):
@@ -137,29 +130,28 @@ class SparseTraining(Method):
         self.total_updates = 0
         # Scheduled positions t of mask updates (sorted), and per role the index of the next one due.
         self.points: list[int] = []
-        self.cursor: dict[str, int] = {r: 0 for r in params.roles}
+        self.cursor: dict[str, int] = {}
         self.layer_sparsity: dict[str, dict[str, float]] = {}  # role → layer name → (final) sparsity
         self.n_active: dict[str, int] = {}  # layer key → active entries (exact host mirror)
-        self.mask_updates: dict[str, int] = {r: 0 for r in params.roles}
-        self.dropped_since_log: dict[str, int] = {r: 0 for r in params.roles}
+        self.mask_updates: dict[str, int] = {}
+        self.dropped_since_log: dict[str, int] = {}
         self._kernels: dict[str, list[torch.Tensor]] = {}
 
     # --- build ----------------------------------------------------------------------------------
     def on_build(self, agent: Agent) -> None:
         p = self.params
-        missing = [r for r in p.roles if r not in agent.nets]
-        if missing:
-            have = sorted(agent.nets)
-            raise ValueError(f"method {self.name}: roles {missing} are not networks of agent {agent.name!r} ({have})")
-        self.topology = topo = Topology(agent.nets, p.roles)
-        empty = [r for r in p.roles if not topo.layers[r]]
+        roles = select_nets(p.nets, agent, self.name)
+        self.topology = topo = Topology(agent.nets, roles)
+        empty = [r for r in roles if not topo.layers[r]]
         if empty:
-            raise ValueError(f"method {self.name}: roles {empty} have no linear layers to sparsify")
-        ratio = float(getattr(agent, "replay_ratio", 1.0))
-        self.total_updates = p.total_updates or max(1, round((self.ctx.steps - self.ctx.start_steps) * ratio))
-        self._kernels = {r: [layer.weight for layer in topo.layers[r]] for r in p.roles}
+            raise ValueError(f"{self.name}.nets: networks {empty} have no linear layers to sparsify")
+        self.cursor = dict.fromkeys(roles, 0)
+        self.mask_updates = dict.fromkeys(roles, 0)
+        self.dropped_since_log = dict.fromkeys(roles, 0)
+        self.total_updates = p.total_updates or updates_in_run(self.ctx, agent)
+        self._kernels = {r: [layer.weight for layer in topo.layers[r]] for r in roles}
         self.points = self.schedule()
-        for role in p.roles:
+        for role in roles:
             self.build_role(role)
         for layer in topo.all_layers():
             self.n_active[layer.key] = layer.numel
@@ -253,7 +245,7 @@ class SparseTraining(Method):
     def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.points:
-            for role in self.params.roles:
+            for role in self.topology.roles:
                 out[f"topology.updates.{role}"] = float(self.mask_updates[role])
                 out[f"topology.pruned.{role}"] = float(self.dropped_since_log[role])
                 if self.regrows:
@@ -299,7 +291,11 @@ class DynamicSparse(Static):
 
     def __init__(self, params: DynamicParams, ctx: RunContext) -> None:
         super().__init__(params, ctx)
-        self.last_drop_fraction: dict[str, float] = {r: 0.0 for r in params.roles}
+        self.last_drop_fraction: dict[str, float] = {}
+
+    def build_role(self, role: str) -> None:
+        super().build_role(role)
+        self.last_drop_fraction[role] = 0.0
 
     @property
     def stop_update(self) -> int:
@@ -339,7 +335,7 @@ class DynamicSparse(Static):
 
     def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         out = super().log_metrics(agent, replay, step)
-        for role in self.params.roles:
+        for role in self.topology.roles:
             out[f"topology.drop_fraction.{role}"] = self.last_drop_fraction[role]
         return out
 

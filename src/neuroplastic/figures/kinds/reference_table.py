@@ -14,23 +14,15 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from neuroplastic import reference
 from neuroplastic.figures import tables
 from neuroplastic.figures.base import AggregateTables, FigureError, FigureKind, FigureSpec, own_final
 from neuroplastic.figures.kinds._visual import fmt, label_order, mean_std, numeric, select
 
 # Ma et al., ICLR 2024, Table 1: average return after 2M env steps (frames), 5 seeds, mean ± std.
 MA_COLUMNS = ("RR 0.5", "RR 0.5 + Reset", "RR 0.5 + ReDo", "RR 2", "RR 2 + Reset", "RR 2 + ReDo", "Adaptive RR")
-MA_TABLE1: dict[str, dict[str, tuple[float, float]]] = {
-    "Cheetah Run": dict(
-        zip(MA_COLUMNS, [(828, 59), (799, 26), (788, 5), (793, 9), (885, 20), (873, 19), (880, 45)], strict=True)
-    ),
-    "Walker Run": dict(
-        zip(MA_COLUMNS, [(710, 39), (648, 107), (618, 50), (709, 7), (749, 10), (734, 16), (758, 12)], strict=True)
-    ),
-    "Quadruped Run": dict(
-        zip(MA_COLUMNS, [(579, 120), (593, 129), (371, 158), (417, 110), (511, 47), (608, 53), (784, 53)], strict=True)
-    ),
-}
+# Ma et al., ICLR 2024, Table 1 (package data: src/neuroplastic/data/reference/ma2024_table1.csv).
+MA_TABLE1: dict[str, dict[str, tuple[float, float]]] = reference.ma_table1()
 MA_SOURCE = "Ma et al. (ICLR 2024), Table 1: return after 2M frames, 5 seeds, mean ± std"
 MA_TASK_ENVS = {
     "Cheetah Run": "dmc-pixels:cheetah-run",

@@ -1,0 +1,77 @@
+"""reference_curves: our curves next to the published references at the same x (TD3 endpoints, DrQ-v2's
+official curves), with the protocol notes carried into the figure data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from neuroplastic import figures, reference
+from neuroplastic.analysis import aggregate
+from neuroplastic.figures.base import AggregateTables
+from tests.unit.figures.synthetic import KEYS, STATS
+
+TD3_REFS = ["td3_curves_final", "cleanrl_td3"]
+EXAMPLE = {
+    "kind": "reference_curves",
+    "experiment": "val",
+    "references": [*TD3_REFS, "drqv2_dmc"],
+    "ours_protocol": "TD3 256-256, lr 3e-4, batch 256",
+}
+
+
+def example_curves() -> pd.DataFrame:
+    """`val`: TD3 on HalfCheetah-v4 for 1M steps (3 seeds, evals every 250k) and DrQ-v2 on pixel cheetah-run for
+    1M agent steps (= 2M frames); returns = seed offset + a fixed curve, so means are known exactly."""
+    rows = []
+    for env, label, level in (("HalfCheetah-v4", "TD3", 9000.0), ("dmc-pixels:cheetah-run", "DrQ-v2", 800.0)):
+        for seed in range(3):
+            for step in (250_000, 500_000, 750_000, 1_000_000):
+                value = level * step / 1_000_000 + 10.0 * (seed - 1)
+                rows.append(["val", label, label, env, seed, f"{env[:3]}{seed}", step, "eval_return", value])
+    return pd.DataFrame(rows, columns=[*KEYS, "step", "metric", "value"])
+
+
+def example_tables(curves: pd.DataFrame | None = None) -> AggregateTables:
+    curves = example_curves() if curves is None else curves
+    return AggregateTables(frames={"val": (curves, aggregate.final_values(curves, 0.1))})
+
+
+def write_example_tables(root: Path) -> Path:
+    curves = example_curves()
+    aggregate.write_table(curves, root / "val" / "curves")
+    aggregate.write_table(aggregate.final_values(curves, 0.1), root / "val" / "final")
+    return root
+
+
+def spec_of(kind: str, **over):
+    return figures.parse_spec({"kind": kind, "experiment": "val", "references": TD3_REFS, "stats": STATS, **over})
+
+
+def test_reference_curves_data_holds_ours_and_the_references_at_their_steps():
+    data = figures.compute(spec_of("reference_curves", references=[*TD3_REFS, "drqv2_dmc"]), example_tables())
+    ours = data[(data["kind"] == "ours") & (data["env"] == "HalfCheetah-v4")]
+    assert ours["point"].tolist() == pytest.approx([2250.0, 4500.0, 6750.0, 9000.0])
+    td3 = data[(data["source"] == "td3_curves_final") & (data["env"] == "HalfCheetah-v4")].iloc[0]
+    assert (td3["kind"], td3["step"], td3["point"]) == ("endpoint", 1_000_000, 9566.6)
+    assert (td3["ci_low"], td3["ci_high"]) == pytest.approx((9566.6 - 832.9, 9566.6 + 832.9))
+    assert "reference on v1 envs, ours on v4" in td3["note"]
+    drq = data[(data["source"] == "drqv2_dmc") & (data["env"] == "dmc-pixels:cheetah-run")].set_index("step")
+    # 2M frames = 1M agent steps at action repeat 2; the curve continues beyond our runs (to 2.98M frames).
+    assert (
+        drq.loc[1_000_000, "point"]
+        == reference.points("drqv2_dmc", "dmc-pixels:cheetah-run").set_index("step").loc[1_000_000, "mean"]
+    )
+    assert drq.index.max() == 1_490_000
+    assert data[(data["env"] == "HalfCheetah-v4") & (data["source"] == "drqv2_dmc")].empty
+
+
+def test_unknown_reference_is_a_spec_problem():
+    plan = SimpleNamespace(config={"experiments": {"val": {"envs": ["HalfCheetah-v4"]}}})
+    spec = spec_of("reference_curves", references=["td4", "drqv2_dmc"])
+    problems = figures.KINDS["reference_curves"].check(spec, plan)
+    assert any("unknown reference 'td4'" in p for p in problems)
+    assert any("'drqv2_dmc' has no numbers for any of the envs HalfCheetah-v4" in p for p in problems)
