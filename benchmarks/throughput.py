@@ -106,7 +106,11 @@ def method_entry(spec: str) -> list[dict[str, Any]]:
     name, _, delta = spec.partition("@")
     entry: dict[str, Any] = {"name": name}
     if delta:
-        entry["delta"] = int(delta)
+        # NE nests its schedule under `growth`; the sparse-training methods keep `delta` flat.
+        if name.startswith("ne"):
+            entry["growth"] = {"delta": int(delta)}
+        else:
+            entry["delta"] = int(delta)
     return [entry]
 
 
@@ -164,8 +168,11 @@ class Case:
     def event_period(self) -> int | None:
         """Updates between the method's update-time events (NE/RigL/GMP Δ, ReDo's interval), if any."""
         for m in self.run.methods:
-            period = getattr(m.params, "delta", None) or (
-                getattr(m.params, "interval", None) if m.name == "redo" else None
+            growth = getattr(m.params, "growth", None)
+            period = (
+                getattr(growth, "delta", None)
+                or getattr(m.params, "delta", None)
+                or (getattr(m.params, "interval", None) if m.name == "redo" else None)
             )
             if period:
                 return int(period)
