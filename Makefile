@@ -23,7 +23,7 @@ smoke: $(STAMP)
 	$(BIN)/snakemake --profile workflow/profiles/local --configfile config/smoke.yaml
 	$(BIN)/snakemake --configfile config/smoke.yaml --report results/report-smoke.html
 
-# Compute estimate of the paper DAG (runs × steps ÷ measured updates/s), before anyone launches it.
+# Compute estimate of the paper DAG (runs × steps ÷ stored throughput measurements), before anyone launches it.
 estimate: $(STAMP)
 	$(BIN)/neuroplastic estimate --configfile config/paper.yaml
 
@@ -39,7 +39,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/td3_throughput.py
+	$(BIN)/python benchmarks/throughput.py --agents td3 --repeats 3
 
 # Re-resolve the lock from pyproject.toml in a throw-away venv.
 lock:

@@ -50,6 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             device=args.device,
             progress=not args.quiet,
             tensorboard=args.tensorboard,
+            compile=args.compile,
         )
     except (loop.NonFiniteLossError, loop.RunDirError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="run directory (config.json, metrics, manifest, done)")
         p.add_argument("--ckpt-dir", default=None, help="checkpoint dir (default: results/ckpt/<run dir name>)")
         p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
+        p.add_argument(
+            "--compile",
+            default="auto",
+            choices=["off", "compile", "graphs", "auto"],
+            help="how the update runs: eager (off), torch.compile, CUDA graphs; auto = graphs on CUDA, off on CPU "
+            "(not part of the run's identity)",
+        )
         p.add_argument(
             "--threads",
             type=int,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuroplastic import envs, metrics, probes, runlog
+from neuroplastic import capture, envs, metrics, probes, runlog
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -80,6 +80,8 @@ class Run:
     metrics_gen: torch.Generator
     obs: np.ndarray
     probe: probes.ForgettingProbe | None = None
+    # The update function: `agent.update` (eager) or a captured update (`--compile`, capture.py).
+    update: Callable[[Any], None] | None = None
 
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
@@ -126,7 +128,7 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
     run.methods.on_step(run.agent, t)
     if t > run.cfg.start_steps:
         for batch in update_batches(run, loop, t):
-            run.agent.update(batch)
+            (run.update or run.agent.update)(batch)
             run.methods.on_update(run.agent, batch, t)
 
 
@@ -255,10 +257,12 @@ def train(
     device: str = "auto",
     progress: bool = True,
     tensorboard: bool = True,
+    compile: str = "auto",
 ) -> Path:
     """Train one run into `out`, resuming from the newest complete checkpoint. Returns the `done` path.
 
-    `device`, `progress` and `tensorboard` (event files beside `metrics.jsonl`) are not part of the run's identity.
+    `device`, `progress`, `tensorboard` (event files beside `metrics.jsonl`) and `compile` (off | compile | graphs
+    | auto: how updates execute, see capture.py) are not part of the run's identity.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,6 +296,7 @@ def train(
         loop.resumes += 1
         print(f"[{rid}] resumed from checkpoint at step {loop.step}", file=sys.stderr)
     log.open(offset)
+    run.update = capture.make_update(run.agent, compile)
 
     agent, env = run.agent, run.env
     bar = Progress(cfg.steps, loop.step, f"{rid} {cfg.env}") if progress else None
@@ -336,6 +341,7 @@ def train(
             "agent": cfg.agent["name"],
             "methods": [m["name"] for m in cfg.method],
             "device": str(dev),
+            "compile": capture.resolve_mode(compile, dev),
             "env_steps": loop.step,
             "updates": agent.updates,
             "wall_seconds": round(loop.train_seconds, 3),

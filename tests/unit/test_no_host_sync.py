@@ -56,3 +56,26 @@ def test_update_has_no_host_sync(agent):
         for _ in range(4):
             batch = run.replay.sample(run.agent.params.batch_size)
             run.agent.update(batch)
+
+
+@pytest.mark.parametrize("method", [None, "ne_code"])
+@pytest.mark.parametrize("agent", sorted(a for a in AGENTS if a in AGENT_SETUPS))
+def test_captured_step_has_no_host_sync(agent, method):
+    """The captured update's host side (event checks, method clocks, fingerprints, host-value refresh) and the
+    compiled call itself. Tracing happens before the trap: the compiler may read tensors while it traces."""
+    from neuroplastic import capture
+
+    overrides, collect_steps = AGENT_SETUPS[agent]
+    methods = [{"name": method, "growth": {"delta": 1000}}] if method else []
+    cfg = tiny_config(**{"agent": agent, **overrides, "method": methods})
+    run = loop.build(config.resolve(cfg), torch.device("cpu"))
+    state = loop.LoopState()
+    for t in range(1, collect_steps + 1):
+        loop.collect(run, state, t)
+    update = capture.CapturedUpdate(run.agent, "compile", backend="eager")
+    for _ in range(4):  # Adam state (eager), then both traced variants
+        update(run.replay.sample(run.agent.params.batch_size))
+    with forbid_host_sync():
+        for _ in range(4):
+            update(run.replay.sample(run.agent.params.batch_size))
+    assert update.captured_updates >= 4

@@ -263,3 +263,21 @@ def test_density_metrics_count_masks_not_weights():
     assert d["density.net"] == pytest.approx(active / total)
     assert d["density.net.layers.0"] == pytest.approx(int(layer.mask.sum()) / layer.numel)
     assert density_metrics({"dense": _mlp()}) == {}
+
+
+def test_float_masks_follow_a_replaced_mask_in_place():
+    """A captured update holds the float masks; a topology update must write into them, not replace them."""
+    net = _mlp()
+    topo = Topology({"net": net}, ["net"])
+    topo.init_masks("net", 0.5, distribution="uniform", init="magnitude")
+    topo.apply_("net")
+    _, floats = topo._apply_lists("net")
+    held = list(floats)
+    layer = topo.sparse_layers("net")[0]
+    new = layer.mask.clone()
+    new[0] = ~new[0]
+    layer.set_mask(new)
+    topo.apply_("net")
+    _, floats = topo._apply_lists("net")
+    assert all(a is b for a, b in zip(floats, held, strict=True))
+    assert torch.equal(held[0], new.float())

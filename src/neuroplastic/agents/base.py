@@ -12,6 +12,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from neuroplastic import capture
+
 if TYPE_CHECKING:
     from neuroplastic.config import RunConfig
     from neuroplastic.envs import EnvSpec
@@ -62,6 +64,9 @@ class Agent:
     # On-policy agents (PPO) learn from their own rollout store instead of replay: the loop asks them for the
     # minibatches of each full rollout (`rollout_batches`) and the replay-ratio credit does not apply.
     on_policy: ClassVar[bool] = False
+    # Attributes `learn` assigns that others read after it (latest losses, the training batch as seen): a
+    # CUDA-graph replay re-points them at the graph's static outputs (neuroplastic/capture.py).
+    capture_outputs: ClassVar[tuple[str, ...]] = ("_last",)
 
     nets: dict[str, nn.Module]
     targets: dict[str, nn.Module]
@@ -131,7 +136,33 @@ class Agent:
         raise NotImplementedError
 
     def update(self, batch: Batch) -> None:
+        """One gradient update (the eager path): count it, then `learn`."""
+        self.updates += 1
+        self.learn(batch, self.updates, self.policy_update(self.updates))
+
+    def learn(self, batch: Batch, update: int, policy: bool) -> None:
+        """The tensor work of update number `update`; `policy`: the actor (and targets) update too.
+
+        Branches only on `policy` and on `capture_key()`, never on other Python state that changes between
+        updates, so the captured update (capture.py) can trace it once per `policy` value.
+        """
         raise NotImplementedError
+
+    def policy_update(self, update: int) -> bool:
+        """Whether update number `update` updates the actor too (TD3 delays it; others update it every time)."""
+        return True
+
+    def update_roles(self, policy: bool) -> tuple[str, ...]:
+        """The optimizer roles an update steps, in order (method clocks that count optimizer calls read it)."""
+        return tuple(self.optimizers)
+
+    def capture_key(self) -> tuple:
+        """Host values `learn` branches on besides `policy` (a captured update is rebuilt when they change)."""
+        return ()
+
+    def capture_scalars(self) -> dict[str, float]:
+        """Host floats `learn` reads through `capture.scalar` (schedules in env steps)."""
+        return {}
 
     def td_target(self, batch: Batch) -> torch.Tensor:
         """The critic's regression target y, shape (B, 1), without gradient: the critic loss of sample i is
@@ -171,7 +202,13 @@ class Agent:
         """A bool tensor: has any loss been non-finite since the start (checked at log intervals)."""
         return self._nonfinite
 
-    def _optimize(self, role: str | tuple[str, ...], loss: torch.Tensor, max_grad_norm: float | None = None) -> None:
+    def _optimize(
+        self,
+        role: str | tuple[str, ...],
+        loss: torch.Tensor,
+        update: int | None = None,
+        max_grad_norm: float | None = None,
+    ) -> None:
         """Backward and step, with the method hooks around each optimizer step.
 
         `role` may name several networks trained by one loss (DrQ-v2's critic loss also trains the encoder):
@@ -180,20 +217,21 @@ class Agent:
         norm of all the roles' gradients together before the hooks (PPO).
         """
         roles = (role,) if isinstance(role, str) else tuple(role)
+        update = self.updates if update is None else update
         for r in roles:
             extra = self.methods.extra_loss(self, r)
             if extra is not None:
                 loss = loss + extra
         for r in roles:
-            self.optimizers[r].zero_grad(set_to_none=True)
+            capture.zero_grad(self, r)
         loss.backward()
         if max_grad_norm is not None:
             params = [p for r in roles for p in self.nets[r].parameters() if p.grad is not None]
             torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
         for r in roles:
-            if self.methods.before_optimizer_step(self, r, self.updates):
-                self.optimizers[r].step()
-            self.methods.after_optimizer_step(self, r, self.updates)
+            if self.methods.before_optimizer_step(self, r, update):
+                capture.optimizer_step(self, r)
+            self.methods.after_optimizer_step(self, r, update)
 
     @torch.no_grad()
     def polyak(self, role: str, tau: float) -> None:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from neuroplastic import capture
 from neuroplastic.agents.base import Agent, AgentParams, ConvChain
 from neuroplastic.metrics import fau
 from neuroplastic.nets import MLP, ConvEncoder, ConvSpec, MLPSpec
@@ -135,6 +136,7 @@ class DrQV2(Agent):
     name = "drqv2"
     Params = DrQV2Params
     target_roles = ("critic",)
+    capture_outputs = ("_last", "_train_inputs", "_critic_fau")
     log_names = ("critic_loss", "actor_loss", "critic_q", "batch_reward")
     params: DrQV2Params
 
@@ -237,7 +239,7 @@ class DrQV2(Agent):
             mean = mean.clip(-1.0 + 1e-6, 1.0 - 1e-6)
         return mean.astype(np.float32)
 
-    def _policy_sample(self, features: torch.Tensor, std: float) -> torch.Tensor:
+    def _policy_sample(self, features: torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
         """DrQ-v2's TruncatedNormal.sample(clip): mean + clip(σ·ε), clamped with a straight-through gradient."""
         mean = self.nets["actor"](features)
         noise = (torch.randn_like(mean) * std).clamp(-self.params.std_clip, self.params.std_clip)
@@ -253,11 +255,19 @@ class DrQV2(Agent):
         return random_shift(obs, pad), random_shift(next_obs, pad)
 
     # --- learning -------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> None:
+    def update_roles(self, policy: bool) -> tuple[str, ...]:
+        return ("critic", "encoder", "actor")
+
+    def capture_key(self) -> tuple:
+        return (self.augment, self.track_critic_fau)
+
+    def capture_scalars(self) -> dict[str, float]:
+        return {"std": self.stddev()}
+
+    def learn(self, batch: Batch, update: int, policy: bool) -> None:
         p = self.params
-        self.updates += 1
         encoder, critic = self.nets["encoder"], self.nets["critic"]
-        std = self.stddev()
+        std = capture.scalar("std", self.stddev)
 
         obs, next_obs = self.augment_pair(batch.obs, batch.next_obs)
         features = encoder(obs)
@@ -274,13 +284,13 @@ class DrQV2(Agent):
                 self._critic_fau = fau(critic.hidden_activations(features.detach(), batch.action))
         q1, q2 = critic(features, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self._optimize(("critic", "encoder"), critic_loss)
+        self._optimize(("critic", "encoder"), critic_loss, update)
 
         z = features.detach()
         action = self._policy_sample(z, std)
         aq1, aq2 = critic(z, action)
         actor_loss = -torch.min(aq1, aq2).mean()
-        self._optimize("actor", actor_loss)
+        self._optimize("actor", actor_loss, update)
 
         self.polyak("critic", p.tau)
         self.methods.after_target_update(self)

@@ -406,7 +406,7 @@ class PPO(Agent):
         loss = policy_loss + p.value_coef * value_loss - p.entropy_coef * entropy.mean()
         if p.weight_decay:
             loss = loss + p.weight_decay * 0.5 * torch.stack([w.pow(2).sum() for w in self._kernels]).sum()
-        self._optimize(("actor", "critic"), loss, p.max_grad_norm)
+        self._optimize(("actor", "critic"), loss, max_grad_norm=p.max_grad_norm)
         ratio = torch.exp(log_prob.detach() - batch.old_log_prob)
         self.record(
             {"policy_loss": policy_loss, "value_loss": value_loss},

@@ -146,9 +146,11 @@ class SAC(TwinCriticAgent):
         soft_q = torch.min(tq1, tq2) - alpha * next_log_prob
         return p.reward_scale * batch.reward + batch.not_done * p.gamma * soft_q
 
-    def update(self, batch: Batch) -> None:
+    def update_roles(self, policy: bool) -> tuple[str, ...]:
+        return ("critic", "actor", "temperature") if self.params.learn_temperature else ("critic", "actor")
+
+    def learn(self, batch: Batch, update: int, policy: bool) -> None:
         p = self.params
-        self.updates += 1
         actor, critic, temperature = self.nets["actor"], self.nets["critic"], self.nets["temperature"]
 
         with torch.no_grad():
@@ -157,19 +159,19 @@ class SAC(TwinCriticAgent):
 
         q1, q2 = critic(batch.obs, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self._optimize("critic", critic_loss)
+        self._optimize("critic", critic_loss, update)
         self.polyak("critic", p.tau)
         self.methods.after_target_update(self)
 
         action, log_prob = actor.sample(batch.obs)
         q1_pi, q2_pi = critic(batch.obs, action)
         actor_loss = (alpha * log_prob - torch.min(q1_pi, q2_pi)).mean()
-        self._optimize("actor", actor_loss)
+        self._optimize("actor", actor_loss, update)
 
         entropy = -log_prob.detach().mean()
         temperature_loss = temperature() * (entropy - self.target_entropy)
         if p.learn_temperature:
-            self._optimize("temperature", temperature_loss)
+            self._optimize("temperature", temperature_loss, update)
 
         self.record(
             {"critic_loss": critic_loss, "actor_loss": actor_loss, "temperature_loss": temperature_loss},

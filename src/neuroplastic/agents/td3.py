@@ -93,20 +93,25 @@ class TD3(TwinCriticAgent):
         tq1, tq2 = self.targets["critic"](batch.next_obs, next_action)
         return batch.reward + batch.not_done * p.gamma * torch.min(tq1, tq2)
 
-    def update(self, batch: Batch) -> None:
+    def policy_update(self, update: int) -> bool:
+        return update % self.params.policy_delay == 0
+
+    def update_roles(self, policy: bool) -> tuple[str, ...]:
+        return ("critic", "actor") if policy else ("critic",)
+
+    def learn(self, batch: Batch, update: int, policy: bool) -> None:
         p = self.params
-        self.updates += 1
         actor, critic = self.nets["actor"], self.nets["critic"]
 
         target_q = self.td_target(batch)
         q1, q2 = critic(batch.obs, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self._optimize("critic", critic_loss)
+        self._optimize("critic", critic_loss, update)
         self.record({"critic_loss": critic_loss})
 
-        if self.updates % p.policy_delay == 0:
+        if policy:
             actor_loss = -critic.q1_only(batch.obs, actor(batch.obs)).mean()
-            self._optimize("actor", actor_loss)
+            self._optimize("actor", actor_loss, update)
             self.record({"actor_loss": actor_loss})
             self.polyak("critic", p.tau)
             self.polyak("actor", p.tau)

@@ -113,13 +113,19 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         plan = plan_from_file(args.configfile)
     except WorkflowConfigError as err:
         return _fail(str(err))
-    est = estimate.estimate(
-        plan,
-        measure_updates=args.updates,
-        cpu_steps_per_s=args.cpu_updates_per_s,
-        gpu_steps_per_s=args.gpu_updates_per_s,
-        threads=args.threads,
-    )
+    try:
+        est = estimate.estimate(
+            plan,
+            measure_updates=args.updates,
+            cpu_steps_per_s=args.cpu_updates_per_s,
+            gpu_steps_per_s=args.gpu_updates_per_s,
+            threads=args.threads,
+            measurements=args.measurements,
+            measure_here=args.measure,
+            runs_per_gpu=args.runs_per_gpu,
+        )
+    except ValueError as err:
+        return _fail(str(err))
     print(json.dumps(est, indent=2) if args.json else estimate.format_report(est), end="")
     return 0
 
@@ -160,9 +166,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("estimate", help="compute estimate of a workflow config (CPU-hours, GPU-hours)")
     p.add_argument("--configfile", required=True)
-    p.add_argument("--updates", type=int, default=None, help="updates timed per agent/method class")
-    p.add_argument("--cpu-updates-per-s", type=float, default=None, help="skip measuring; use this CPU rate")
-    p.add_argument("--gpu-updates-per-s", type=float, default=None, help="GPU rate (default: measured or declared)")
+    p.add_argument(
+        "--measurements",
+        action="append",
+        default=None,
+        metavar="JSON",
+        help="throughput JSON from benchmarks/throughput.py (repeatable; before the packaged ones)",
+    )
+    p.add_argument("--measure", action="store_true", help="time every class here instead (slow)")
+    p.add_argument("--updates", type=int, default=None, help="with --measure: loop steps timed per class")
+    p.add_argument("--runs-per-gpu", type=int, default=None, help="packing plan (default: train.runs_per_gpu or 1)")
+    p.add_argument("--cpu-updates-per-s", type=float, default=None, help="use this CPU env-steps/s for every class")
+    p.add_argument("--gpu-updates-per-s", type=float, default=None, help="use this GPU env-steps/s for every class")
     p.add_argument("--threads", type=int, default=None, help="torch threads while measuring")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)

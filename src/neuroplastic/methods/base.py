@@ -23,6 +23,10 @@ Every gradient update (only once `step > start_steps`):
        `after_optimizer_step(agent, net, u)`  re-apply masks, project weights
      and after the Polyak update of the targets: `after_target_update(agent)`
   6. `on_update(agent, batch, step)`           after the whole update
+  Under a captured update (`--compile`, capture.py) steps 5 run traced: `update_event` decides on the host
+  whether an update must run eagerly, `before_captured_update` does the hooks' host-side bookkeeping, and the
+  hooks skip that bookkeeping while `capture.tracing()`; `Method.capture` declares how events between updates
+  treat the captured tensors.
 
 Every `log_every` env steps:
   7. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
@@ -42,7 +46,7 @@ hooks that receive a network name must ignore names they do not handle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -89,6 +93,11 @@ class Method:
     # Params that make the method act within a ~1000-step smoke run (start_steps 500): the smoke tier
     # trains every (agent, method) pair with these, so each method's schedule fires at least once.
     smoke_params: ClassVar[dict[str, Any]] = {}
+    # How the captured update (neuroplastic/capture.py) treats this method's events between updates:
+    # `in_place`: they write into the tensors the capture reads (weights, masks, Adam moments);
+    # `rebuild`: they may replace those tensors (modules, optimizers, optimizer state), so the capture watches
+    #            their identities and rebuilds itself; `eager`: not capturable, the run updates eagerly.
+    capture: ClassVar[Literal["in_place", "rebuild", "eager"]] = "in_place"
 
     def __init__(self, params: BaseModel, ctx: RunContext) -> None:
         self.params = params
@@ -124,6 +133,21 @@ class Method:
 
     def after_target_update(self, agent: Agent) -> None:
         pass
+
+    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
+        """Whether update number `update` (stepping optimizer `roles`) does host-side work in this method's
+        update hooks (a topology update). Such updates run eagerly under a captured update. Must not change
+        state: it only looks."""
+        return False
+
+    def capture_key(self) -> tuple:
+        """Host state the method's traced hooks branch on (which layers are sparse); a change rebuilds the
+        captured update."""
+        return ()
+
+    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
+        """The host-side bookkeeping the update hooks would do in an update without events (advance a clock);
+        called before a captured update, inside which `capture.tracing()` is True and hooks skip it."""
 
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         pass

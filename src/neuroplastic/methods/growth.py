@@ -153,20 +153,26 @@ class NetworkGrowth:
     def churn_fraction(self, t: int) -> float:
         return self.params.churn_zeta / 2.0 * (1.0 + math.cos(math.pi * t / self.t_end))
 
+    # --- clock ----------------------------------------------------------------------------------
+    def _next_position(self, update: int) -> int:
+        return self.step + 1 if self.params.clock == "network" else update - self.offset
+
+    def due(self, update: int) -> bool:
+        """Whether the next optimizer call of this network (agent update `update`) has a topology update;
+        changes nothing (the captured update asks before deciding to run an update eagerly)."""
+        pos = self._next_position(update)
+        return pos // self.params.delta > self.window and pos < self.t_end and self.phase != "frozen"
+
     def tick(self, update: int) -> bool:
         """Advance the clock for one optimizer call of this network; True if a topology update is due."""
-        s = self.params
-        if s.clock == "network":
-            self.step += 1
-            pos = self.step
-        else:
-            pos = update - self.offset
+        due = self.due(update)
+        pos = self._next_position(update)
+        if self.params.clock == "network":
+            self.step = pos
         self.position = pos
-        window = pos // s.delta
-        if window > self.window and pos < self.t_end and self.phase != "frozen":
-            self.window = window
-            return True
-        return False
+        if due:
+            self.window = pos // self.params.delta
+        return due
 
     def _restart_clock(self, update: int) -> None:
         self.step, self.offset, self.window, self.position = 0, update, 0, 0

@@ -105,6 +105,8 @@ WEIGHT_EDITORS = frozenset({"reset", "redo", "nap", "l2_init", "shrink_perturb"}
 
 class PlasticityInjection(Method):
     name = "plasticity_injection"
+    # Injection replaces MLPs by InjectedMLPs and rebuilds the optimizers.
+    capture = "rebuild"
     smoke_params: ClassVar[dict[str, Any]] = {"at_step": 700}
     Params = InjectionParams
     params: InjectionParams

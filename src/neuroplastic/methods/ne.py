@@ -37,6 +37,7 @@ import torch
 from pydantic import BaseModel, Field, create_model, model_validator
 from pydantic_core import PydanticUndefined
 
+from neuroplastic import capture
 from neuroplastic.methods._common import Nets, select_nets
 from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
 from neuroplastic.methods.dormant import DormantPruning, PruningParams
@@ -240,9 +241,19 @@ class NE(Method):
     def on_sample(self, agent: Agent, replay: Replay, step: int) -> Batch | None:
         return self.review.sample(agent, replay, agent.updates + 1)
 
+    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
+        return any(self.growth[r].due(update) for r in roles if r in self.growth)
+
+    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
+        for r in roles:
+            if r in self.growth:
+                self.growth[r].tick(update)
+        for role in self.topology.roles:
+            self.topology.refresh_(role)
+
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
         growth = self.growth.get(net)
-        if growth is None or not growth.tick(update):
+        if growth is None or capture.tracing() or not growth.tick(update):
             if self.params.mask_gradients and net in self.topology.layers:
                 self.topology.mask_grads_(net)
             return True

@@ -41,6 +41,8 @@ class ResetParams(Params):
 
 class Reset(Method):
     name = "reset"
+    # Resetting the optimizer drops Adam's state; the next update makes new state tensors.
+    capture = "rebuild"
     smoke_params: ClassVar[dict[str, Any]] = {"interval": 700}
     Params = ResetParams
     params: ResetParams

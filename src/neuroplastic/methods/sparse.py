@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from neuroplastic import capture
 from neuroplastic.methods._common import Nets, select_nets
 from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
 from neuroplastic.topology import ops
@@ -199,11 +200,33 @@ class SparseTraining(Method):
         self.cursor[role] = j + 1
         return self.points[j]
 
+    def capture_key(self) -> tuple:
+        # GMP starts dense: its first pruning step turns layers sparse, which changes the traced hooks.
+        topo = self.topology
+        return () if topo is None else tuple(layer.is_sparse for layer in topo.all_layers())
+
+    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
+        if self.topology is not None:
+            for role in self.topology.roles:
+                self.topology.refresh_(role)
+
+    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
+        topo = self.topology
+        if topo is None:
+            return False
+        for role in roles:
+            i = self.cursor.get(role)
+            if role in topo.layers and i is not None and i < len(self.points) and self.points[i] <= update - 1:
+                return True
+        return False
+
     def after_optimizer_step(self, agent: Agent, net: str, update: int) -> None:
         topo = self.topology
         if topo is None or net not in topo.layers:
             return
         topo.apply_(net)
+        if capture.tracing():
+            return
         point = self.due_point(net, update - 1)
         if point is None:
             return

@@ -12,7 +12,9 @@ biases, plain `nn.Conv2d` and any other module are left dense (LayerNorm weights
 as in the NE code, see `budget_shapes`).
 
 Masks are replaced, never edited in place (`SparseLayer.set_mask`), so caches keyed on the mask tensor's
-identity (the float copies used by `apply_`) and target networks that alias the online mask stay coherent.
+identity and target networks that alias the online mask stay coherent. The float copies that `apply_`,
+`mask_grads_` and `mask_targets_` multiply by are refreshed *in place* when a mask changes, so a captured update
+(capture.py), which holds those float tensors, sees every topology update without being rebuilt.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from neuroplastic import capture
 from neuroplastic.nets import ACTIVATION_WIDTH, MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
 from neuroplastic.topology.distribution import layer_sparsities
 
@@ -207,16 +210,33 @@ class Topology:
 
     # --- keeping masked entries at zero ---------------------------------------------------------
     def _apply_lists(self, role: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        cached = self._apply_cache.get(role)
+        if cached is not None and capture.tracing():
+            # Inside a captured update: the lists as `refresh_` left them just before the call; the identity
+            # checks below stay out of the trace.
+            return cached[1], cached[2]
         layers = self.sparse_layers(role)
         masks = [layer.mask for layer in layers]
         cached = self._apply_cache.get(role)
         stale = cached is None or len(cached[0]) != len(masks)
-        if stale or any(a is not b for a, b in zip(cached[0], masks, strict=True)):
+        if stale:
             weights = [layer.weight for layer in layers]
             float_masks = [m.to(layer.weight.dtype) for m, layer in zip(masks, layers, strict=True)]
             cached = (masks, weights, float_masks)
             self._apply_cache[role] = cached
+        elif any(a is not b for a, b in zip(cached[0], masks, strict=True)):
+            for i, (old, new) in enumerate(zip(cached[0], masks, strict=True)):
+                if old is not new:
+                    cached[2][i].copy_(new)
+            cached = (masks, cached[1], cached[2])
+            self._apply_cache[role] = cached
         return cached[1], cached[2]
+
+    def refresh_(self, role: str) -> None:
+        """Bring the cached weight and float-mask lists of `role` up to date with its masks (in place where the
+        set of sparse layers is unchanged). A captured update reads those lists without checking them, so its
+        host side calls this before every captured call (capture.py)."""
+        self._apply_lists(role)
 
     @torch.no_grad()
     def apply_(self, role: str) -> None:
@@ -248,10 +268,15 @@ class Topology:
         if role not in targets:
             return
         _, float_masks = self._apply_lists(role)
+        if capture.tracing() and role in self._target_cache:
+            if self._target_cache[role][2]:
+                torch._foreach_mul_(self._target_cache[role][2], float_masks)
+            return
         online_masks = self._apply_cache[role][0]
         cached = self._target_cache.get(role)
         stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
-        if stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True)):
+        refreshed = stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True))
+        if refreshed:
             by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MASKED_LAYERS)}
             target_weights = []
             for layer in self.sparse_layers(role):
@@ -260,7 +285,11 @@ class Topology:
                 target_weights.append(target.weight)
             cached = (targets[role], list(online_masks), target_weights)
             self._target_cache[role] = cached
-        if cached[2]:
+        # Between mask changes the product is the identity: online weights are zero outside their masks after
+        # every optimizer step (`apply_`), so a Polyak update keeps the target's masked entries at exactly zero.
+        # Multiplying only after a mask changed saves a pass over every sparse weight per target update. A
+        # captured update cannot see this host-side check, so it always multiplies.
+        if cached[2] and (refreshed or capture.tracing()):
             torch._foreach_mul_(cached[2], float_masks)
 
     # --- density (from masks, on the device) ----------------------------------------------------
