@@ -225,9 +225,9 @@ def _max_train(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         if k not in out:
             out[k] = v
-        elif k == "device":
+        elif k in ("device", "compile"):
             if out[k] != v:
-                raise WorkflowConfigError(f"train.device: one run is declared with devices {out[k]!r} and {v!r}")
+                raise WorkflowConfigError(f"train.{k}: one run is declared with {k} {out[k]!r} and {v!r}")
         else:
             out[k] = max(out[k], v)
     return out

@@ -231,7 +231,7 @@ def train_command(wildcards, input, threads):
     device = train_device(wildcards)
     args = (
         f"train {shlex.quote(input.config)} --out {run_dir(wildcards)} --threads {threads} "
-        f"--device {shlex.quote(device)} --quiet"
+        f"--device {shlex.quote(device)} --compile {PLAN.train[wildcards.run_id]['compile']} --quiet"
     )
     slots = train_gpu_slots(wildcards)
     if workflow.local_exec and slots and WORKSTATION_GPUS > 1:
