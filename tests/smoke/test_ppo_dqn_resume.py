@@ -12,9 +12,10 @@ PPO_CFG = {
     "agent": {"name": "ppo", "hidden": 32, "rollout_length": 128, "batch_size": 32, "epochs": 2},
     "env": "Hopper-v4",
     "seed": 0,
-    "steps": 1536,
+    # Long enough after the first checkpoint that a fast (idle) machine cannot finish before the kill.
+    "steps": 6144,
     "start_steps": 0,
-    "eval_every": 512,
+    "eval_every": 2048,
     "eval_episodes": 1,
     "log_every": 256,
     "checkpoint_every": 448,  # mid-rollout (3.5 rollouts): the rollout store, normalisers and iteration are restored

@@ -55,14 +55,24 @@ def cost_key(run: dict[str, Any]) -> str:
     return json.dumps({"agent": run["agent"], "method": methods}, sort_keys=True)
 
 
-def env_family(env_id: str) -> str:
+def run_family(run: dict[str, Any]) -> str:
+    """The part of the grid a run belongs to: its env domain, with the on-policy PPO MuJoCo runs apart (the NE
+    paper's MuJoCo part is off-policy; PPO has its own rates)."""
+    from neuroplastic.atari import is_atari_id
+    from neuroplastic.envs import CLASSIC_IDS
+
+    env_id = run["env"]
     if env_id.startswith("dmc-pixels:"):
         return "DMC pixels"
     if env_id.startswith("dmc:"):
         return "DMC state"
     if env_id.startswith("cycling"):
         return "cycling"
-    return "MuJoCo"
+    if is_atari_id(env_id):
+        return "Atari"
+    if env_id in CLASSIC_IDS:
+        return "classic control"
+    return "MuJoCo PPO" if run["agent"]["name"] == "ppo" else "MuJoCo"
 
 
 def cost_classes(plan: Plan) -> dict[str, ClassCost]:
@@ -297,7 +307,7 @@ def estimate(
     for rid, run in sorted(plan.runs.items()):
         cls = classes[key_of[rid]]
         steps = int(run["steps"])
-        row = families[env_family(run["env"])]
+        row = families[run_family(run)]
         row["runs"] += 1
         row["env_steps"] += steps
         for unit, rate, div in (("cpu_h", cls.cpu, 1.0), ("gpu_h", cls.gpu, gain)):
