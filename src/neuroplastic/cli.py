@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -16,37 +19,32 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _pin_gpu(args: argparse.Namespace) -> None:
+def _pin_gpu(args: argparse.Namespace, runs_dir: Path) -> None:
     """Workstation packing: claim the least loaded of `--gpus` GPUs before CUDA is initialised."""
     if not args.gpus:
         return
     from neuroplastic import gpu_slots
 
-    slot_dir = Path(args.gpu_slot_dir or Path(args.out).resolve().parent.parent / "gpu-slots")
+    slot_dir = Path(args.gpu_slot_dir or runs_dir.resolve().parent / "gpu-slots")
     got = gpu_slots.pin_process(slot_dir, args.gpus, args.gpu_weight)
     if not args.quiet:
         print(f"pinned to GPU {got.device} (CUDA_VISIBLE_DEVICES)", file=sys.stderr)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    try:
-        _pin_gpu(args)
-    except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def _train_one(config_path: Path, out: Path, args: argparse.Namespace) -> int:
+    """One run; 0 on success, 1 for a failed run (non-finite loss, wrong run dir), 2 for an invalid config."""
     from neuroplastic import config, loop
 
     try:
-        cfg = config.load(args.config)
+        cfg = config.load(config_path)
     except config.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    _set_threads(args.threads)
     try:
         loop.train(
             cfg,
-            Path(args.out),
-            ckpt_dir=Path(args.ckpt_dir) if args.ckpt_dir else None,
+            out,
+            ckpt_dir=Path(args.ckpt_dir) if getattr(args, "ckpt_dir", None) else None,
             device=args.device,
             progress=not args.quiet,
             tensorboard=args.tensorboard,
@@ -54,6 +52,68 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     except (loop.NonFiniteLossError, loop.RunDirError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        _pin_gpu(args, Path(args.out).parent)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _set_threads(args.threads)
+    return _train_one(Path(args.config), Path(args.out), args)
+
+
+@contextlib.contextmanager
+def _output_to(log_path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so native libraries' output too) to a
+    fresh log file, and back afterwards."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(log_path, "w") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def cmd_train_batch(args: argparse.Namespace) -> int:
+    """Train runs one after another in this process: the workflow's `train.runs_per_job`, for runs so short that
+    starting a process (imports) costs more than training. Each run is exactly what `neuroplastic train` would
+    do with it (its own seeding, run dir, checkpoints and log); a failed run does not stop the others."""
+    try:
+        _pin_gpu(args, Path(args.runs))
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _set_threads(args.threads)
+    failed: list[str] = []
+    for rid in args.run_ids:
+        log_path = Path(args.logs) / f"{rid}.log"
+        with _output_to(log_path):
+            try:
+                status = _train_one(Path(args.configs) / f"{rid}.json", Path(args.runs) / rid, args)
+            except Exception:  # one run's crash must not cost the batch's other runs
+                traceback.print_exc()
+                status = 1
+        print(f"[{rid}] " + ("trained" if status == 0 else f"FAILED (exit {status}), see {log_path}"), file=sys.stderr)
+        if status:
+            failed.append(rid)
+    if failed:
+        print(f"error: {len(failed)} of {len(args.run_ids)} runs failed: {' '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
@@ -84,6 +144,52 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_execution_options(p: argparse.ArgumentParser) -> None:
+    """How a run executes; none of it is part of the run's identity."""
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["off", "compile", "graphs", "auto"],
+        help="how the update runs: eager (off), torch.compile, CUDA graphs; auto = graphs on CUDA, off on CPU "
+        "(not part of the run's identity)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("NEUROPLASTIC_THREADS", "0")) or None,
+        help="torch threads (default: torch's choice, or $NEUROPLASTIC_THREADS)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TensorBoard event files beside metrics.jsonl (default: on; not part of the run's identity)",
+    )
+
+
+def _add_gpu_sharing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=0,
+        help="share a workstation's N GPUs with other jobs: pin this process to the least loaded one (0: no pinning)",
+    )
+    p.add_argument(
+        "--gpu-slot-dir",
+        default=None,
+        help="where processes record which GPU they hold (default: gpu-slots beside the runs' directory, "
+        "i.e. results/gpu-slots)",
+    )
+    p.add_argument(
+        "--gpu-weight",
+        type=int,
+        default=1,
+        help="this process's share of a GPU, in slots (for the least-loaded choice)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroplastic", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,45 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="run config, YAML or JSON")
         p.add_argument("--out", required=True, help="run directory (config.json, metrics, manifest, done)")
         p.add_argument("--ckpt-dir", default=None, help="checkpoint dir (default: results/ckpt/<run dir name>)")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
-        p.add_argument(
-            "--compile",
-            default="auto",
-            choices=["off", "compile", "graphs", "auto"],
-            help="how the update runs: eager (off), torch.compile, CUDA graphs; auto = graphs on CUDA, off on CPU "
-            "(not part of the run's identity)",
-        )
-        p.add_argument(
-            "--threads",
-            type=int,
-            default=int(os.environ.get("NEUROPLASTIC_THREADS", "0")) or None,
-            help="torch threads (default: torch's choice, or $NEUROPLASTIC_THREADS)",
-        )
-        p.add_argument("--quiet", action="store_true", help="no progress output")
-        p.add_argument(
-            "--tensorboard",
-            action=argparse.BooleanOptionalAction,
-            default=True,
-            help="TensorBoard event files beside metrics.jsonl (default: on; not part of the run's identity)",
-        )
-        p.add_argument(
-            "--gpus",
-            type=int,
-            default=0,
-            help="share a workstation's N GPUs with other runs: pin this run to the least loaded one (0: no pinning)",
-        )
-        p.add_argument(
-            "--gpu-slot-dir",
-            default=None,
-            help="where runs record which GPU they hold (default: <run dir>/../../gpu-slots, i.e. results/gpu-slots)",
-        )
-        p.add_argument(
-            "--gpu-weight",
-            type=int,
-            default=1,
-            help="this run's share of a GPU, in slots (for the least-loaded choice)",
-        )
+        _add_execution_options(p)
+        _add_gpu_sharing_options(p)
         p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "train-batch",
+        help="train several runs one after another in one process (the workflow's train.runs_per_job)",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    p.add_argument("--configs", required=True, help="directory of <run id>.json run configs")
+    p.add_argument("--runs", required=True, help="directory of run directories (<runs>/<run id>)")
+    p.add_argument("--logs", required=True, help="directory for each run's log (<logs>/<run id>.log)")
+    _add_execution_options(p)
+    _add_gpu_sharing_options(p)
+    p.set_defaults(func=cmd_train_batch)
 
     p = sub.add_parser("validate", help="resolve a run config and print it with its run id")
     p.add_argument("config")

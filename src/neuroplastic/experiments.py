@@ -90,6 +90,23 @@ class Plan:
         spec["palette"] = self.config.get("palette", {})
         return json.dumps(spec, indent=2, sort_keys=True) + "\n"
 
+    def train_batches(self) -> dict[str, list[str]]:
+        """Runs with `train.runs_per_job: k > 1` → batches of at most k runs with the same resources (one job and
+        one process each, `neuroplastic train-batch`), named train_batch_<i>. Within a resource class the runs are
+        taken in the order the experiments declare them, so that an experiment's runs share few batches and its
+        figures can start while other experiments still train."""
+        classes: dict[str, list[str]] = {}
+        for rid in dict.fromkeys(m.run_id for m in self.members):
+            t = self.train[rid]
+            if t["runs_per_job"] > 1:
+                classes.setdefault(json.dumps(t, sort_keys=True), []).append(rid)
+        batches: dict[str, list[str]] = {}
+        for key, ids in classes.items():
+            k = json.loads(key)["runs_per_job"]
+            for start in range(0, len(ids), k):
+                batches[f"train_batch_{len(batches)}"] = ids[start : start + k]
+        return batches
+
     def figure_experiments(self, figure: str) -> list[str]:
         """The experiments a figure reads: its own, plus the normalisation reference's when that is another."""
         spec = self.config["figures"][figure]
@@ -314,6 +331,12 @@ def expand(cfg: dict[str, Any]) -> Plan:
                         rid = run_config.run_id(resolved)
                         runs[rid] = json.loads(run_config.canonical_json(resolved))
                         train[rid] = _max_train(train.get(rid, exp_train), exp_train)
+                        if train[rid]["runs_per_job"] > 1 and train[rid]["runs_per_gpu"] > 1:
+                            problems.append(
+                                f"{where_exp}.train: runs_per_job {train[rid]['runs_per_job']} and runs_per_gpu "
+                                f"{train[rid]['runs_per_gpu']} for run {rid}: a run is either batched in one "
+                                "process or packed beside others on a GPU, not both"
+                            )
                         members.append(Member(exp_name, variant["label"], variant_id, env, seed, rid, tags))
     if problems:
         problems = list(dict.fromkeys(problems))  # an override problem is found once per variant

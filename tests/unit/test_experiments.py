@@ -157,3 +157,30 @@ def test_every_declared_figure_is_indexed_in_paper_figures_readme():
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     for fig in paper["figures"]:
         assert f"| `{fig}` |" in readme, fig
+
+
+def test_train_batches_group_runs_of_one_resource_class_in_declaration_order():
+    cfg = base_config()
+    cfg["train"] = {"runs_per_job": 3}
+    cfg["experiments"]["other"]["train"] = {"mem_mb": 9000}  # its two runs (shared with main) get max mem_mb
+    plan = plan_from_dict(cfg)
+    batches = plan.train_batches()
+    shared = set(plan.experiment_run_ids("other"))
+    # The 2 shared runs (main declares them first) in the 9000 MB class, then main's 6 other runs (3 + 3) in
+    # the order main declares them; every run exactly once.
+    assert [len(ids) for ids in batches.values()] == [2, 3, 3]
+    assert list(batches) == ["train_batch_0", "train_batch_1", "train_batch_2"]
+    assert set(batches["train_batch_0"]) == shared
+    assert sorted(r for ids in batches.values() for r in ids) == sorted(plan.runs)
+    order = list(dict.fromkeys(m.run_id for m in plan.members if m.run_id not in shared))
+    assert batches["train_batch_1"] + batches["train_batch_2"] == order
+    cfg["train"] = {"runs_per_job": 1}
+    assert plan_from_dict(cfg).train_batches() == {}
+
+
+def test_batching_and_gpu_packing_of_one_run_is_an_error_naming_both():
+    cfg = base_config()
+    cfg["experiments"]["other"]["train"] = {"runs_per_job": 4, "runs_per_gpu": 2}
+    with pytest.raises(WorkflowConfigError) as err:
+        plan_from_dict(cfg)
+    assert "experiments.other.train: runs_per_job 4 and runs_per_gpu 2" in str(err.value)

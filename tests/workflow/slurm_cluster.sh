@@ -37,9 +37,14 @@ install() {
     fi
 }
 
+# Not `nproc`: it obeys OMP_NUM_THREADS, which the test suite sets to 1, and a one-CPU node leaves a packed
+# two-run job pending forever (reason PartitionConfig).
+node_cpus() { getconf _NPROCESSORS_ONLN; }
+configured_cpus() { scontrol show node "$HOST" 2> /dev/null | sed -n 's/.*CPUTot=\([0-9]*\).*/\1/p'; }
+
 configure() {
     local cpus mem
-    cpus=$(nproc)
+    cpus=$(node_cpus)
     # RealMemory must not exceed what slurmd detects; leave 2 GiB to the system.
     mem=$(awk '/MemTotal/ {print int($2 / 1024) - 2048}' /proc/meminfo)
     mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" /var/log/slurm /run/munge /var/lib/munge /var/log/munge
@@ -85,10 +90,14 @@ running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2> /dev/null; }
 start() {
     mkdir -p "$STATE"
     install
-    if running "$STATE/slurmctld.pid" && running "$STATE/slurmd.pid" && srun --immediate=30 -N1 true 2> /dev/null; then
-        log "already running"
-        sinfo >&2
-        return
+    if running "$STATE/slurmctld.pid" && running "$STATE/slurmd.pid"; then
+        if [ "$(configured_cpus)" = "$(node_cpus)" ] && srun --immediate=30 -N1 true 2> /dev/null; then
+            log "already running"
+            sinfo >&2
+            return
+        fi
+        log "running with $(configured_cpus) CPUs instead of $(node_cpus), or not answering: restarting"
+        stop
     fi
     configure
     if ! pgrep -x munged > /dev/null; then
@@ -116,8 +125,13 @@ start() {
 }
 
 stop() {
+    local f pid i
     for f in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
-        if running "$f"; then kill "$(cat "$f")" && log "stopped pid $(cat "$f")"; fi
+        if running "$f"; then
+            pid=$(cat "$f")
+            kill "$pid" && log "stopped pid $pid"
+            for i in $(seq 1 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.2; done
+        fi
     done
 }
 

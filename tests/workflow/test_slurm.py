@@ -54,6 +54,7 @@ def _slurm_args(configfile: Path) -> list[str]:
 
 def test_smoke_subset_runs_through_slurm(slurm_cluster, tmp_path):
     cfg = tiny_config(name="slurm", envs=1, variants=1, seeds=2, figure_kinds=("curves", "final_table"))
+    cfg["train"]["runs_per_job"] = 1  # one sbatch job per run, the paper's setting
     write_yaml(cfg, tmp_path / "config.yaml")
     proc = snakemake(
         tmp_path,
@@ -84,7 +85,9 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> N
             raise AssertionError(f"snakemake ended before {what}:\n{out[-3000:]}\n{err[-5000:]}")
         time.sleep(0.2)
     proc.kill()
-    raise AssertionError(f"timed out waiting for {what}")
+    queue = subprocess.run(["squeue", "-o", "%i %j %T %r %C %m"], capture_output=True, text=True).stdout
+    node = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True).stdout
+    raise AssertionError(f"timed out waiting for {what}; the queue (id name state reason cpus mem):\n{queue}\n{node}")
 
 
 def test_packed_group_survives_a_killed_run(slurm_cluster, tmp_path):
@@ -92,7 +95,7 @@ def test_packed_group_survives_a_killed_run(slurm_cluster, tmp_path):
     retry resumes only that run, from its checkpoint, bit-identically; the other run is not trained again."""
     cfg = tiny_config(name="pack", envs=1, variants=1, seeds=2, figure_kinds=("final_table",))
     cfg["run"].update({"steps": 1600, "start_steps": 300, "eval_every": 400, "log_every": 200, "checkpoint_every": 400})
-    cfg["train"].update({"runs_per_gpu": 2, "threads": 1, "gpu": 0, "device": "cpu"})
+    cfg["train"].update({"runs_per_gpu": 2, "runs_per_job": 1, "threads": 1, "gpu": 0, "device": "cpu"})
     write_yaml(cfg, tmp_path / "config.yaml")
     proc = snakemake_popen(
         tmp_path,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -32,7 +33,15 @@ def test_dry_run_lists_every_run_and_figure(name, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = _job_counts(proc.stdout)
     plan = plan_from_file(REPO / "config" / f"{name}.yaml")
-    assert counts["train"] == len(plan.runs)  # one job per distinct run
+    # One job per distinct run, or per batch of `train.runs_per_job` runs; every run trained exactly once.
+    batches = plan.train_batches()
+    assert counts.get("train", 0) == len(plan.runs) - sum(len(ids) for ids in batches.values())
+    assert sorted(k for k in counts if k.startswith("train_batch_")) == sorted(batches)
+    if name == "smoke":  # every smoke run is batched, 6 per job, all in one resource class
+        assert sorted(r for ids in batches.values() for r in ids) == sorted(plan.runs)
+        assert len(batches) == math.ceil(len(plan.runs) / plan.config["train"]["runs_per_job"])
+    else:
+        assert not batches
     assert counts["aggregate"] == len(plan.config["experiments"])
     assert counts["figure_data"] == len(plan.config["figures"])
     assert counts.get("render_figure", 0) + counts.get("render_table", 0) == len(plan.config["figures"])
@@ -227,8 +236,12 @@ def test_estimate_answers_from_stored_measurements():
 
 
 @pytest.mark.parametrize("engine", ["apptainer", "docker"])
-def test_container_enabled_builds_the_image_then_trains_inside_it(engine, tmp_path):
-    cfg = tiny_config(name="ctr", envs=1, variants=1, seeds=1)
+@pytest.mark.parametrize(
+    ("runs_per_job", "rule", "command"), [(1, "train", "train"), (2, "train_batch_0", "train-batch")]
+)
+def test_container_enabled_builds_the_image_then_trains_inside_it(engine, runs_per_job, rule, command, tmp_path):
+    cfg = tiny_config(name="ctr", envs=1, variants=1, seeds=2)
+    cfg["train"]["runs_per_job"] = runs_per_job
     cfg["container"] = {"enabled": True, "engine": engine, "tag": "t1", "base_image": "localhost/base:min"}
     write_yaml(cfg, tmp_path / "config.yaml")
     proc = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--configfile", str(tmp_path / "config.yaml"))
@@ -238,16 +251,17 @@ def test_container_enabled_builds_the_image_then_trains_inside_it(engine, tmp_pa
     build = re.search(r"Shell command: (.*containers/build\.sh .*)", out).group(1)
     assert f"--engine {engine} --tag neuroplastic:t1 --digest-file {digest}" in build
     assert "--base-image localhost/base:min" in build
-    train = re.search(r"Shell command: (.* neuroplastic train .*)", out).group(1)
+    train = re.search(rf"Shell command: (.* neuroplastic {command} .*)", out).group(1)
     assert f'NEUROPLASTIC_CONTAINER_DIGEST="$(cat {digest})"' in train
     if engine == "apptainer":
-        assert "--sif results/container/neuroplastic.sif" in build
         assert (
             train.startswith("apptainer exec --nv ")
-            and " results/container/neuroplastic.sif neuroplastic train " in train
+            and f" results/container/neuroplastic.sif neuroplastic {command} " in train
         )
     else:
-        assert train.startswith("docker run --rm --gpus all ") and f'"$(cat {digest})" neuroplastic train ' in train
+        assert train.startswith("docker run --rm --gpus all ") and f'"$(cat {digest})" neuroplastic {command} ' in train
+    if engine == "apptainer":
+        assert "--sif results/container/neuroplastic.sif" in build
     # The image is an input of the training job.
-    train_block = out[out.index("rule train:") :]
+    train_block = out[out.index(f"rule {rule}:") :]
     assert digest in train_block[: train_block.index("output:")]

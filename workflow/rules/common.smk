@@ -226,16 +226,8 @@ def container_outputs():
     return files
 
 
-def train_command(wildcards, input, threads):
-    """`neuroplastic train` on the host, or inside the image (`apptainer exec --nv`, `docker run --gpus all`)."""
-    device = train_device(wildcards)
-    args = (
-        f"train {shlex.quote(input.config)} --out {run_dir(wildcards)} --threads {threads} "
-        f"--device {shlex.quote(device)} --compile {PLAN.train[wildcards.run_id]['compile']} --quiet"
-    )
-    slots = train_gpu_slots(wildcards)
-    if workflow.local_exec and slots and WORKSTATION_GPUS > 1:
-        args += f" --gpus {WORKSTATION_GPUS} --gpu-weight {slots} --gpu-slot-dir results/gpu-slots"
+def _in_container(args, input):
+    """`neuroplastic <args>` on the host, or inside the image (`apptainer exec --nv`, `docker run --gpus all`)."""
     if not CONTAINER["enabled"]:
         return f"{NEUROPLASTIC} {args}"
     # The image records its own git SHA (build arg) and MUJOCO_GL; the job adds the digest it was started from.
@@ -252,6 +244,65 @@ def train_command(wildcards, input, threads):
         f'{CONTAINER["engine"]} run --rm {gpus}--user "$(id -u):$(id -g)" -v "$PWD":"$PWD" -w "$PWD" '
         f"-e NEUROPLASTIC_CONTAINER_DIGEST={digest} {extra} {digest} neuroplastic {args}"
     )
+
+
+def _execution_args(resources, threads, slots):
+    args = f"--threads {threads} --device {shlex.quote(resources['device'])} --compile {resources['compile']} --quiet"
+    if workflow.local_exec and slots and WORKSTATION_GPUS > 1:
+        args += f" --gpus {WORKSTATION_GPUS} --gpu-weight {slots} --gpu-slot-dir results/gpu-slots"
+    return args
+
+
+def train_command(wildcards, input, threads):
+    """`neuroplastic train` of one run, on the host or in the image."""
+    resources = PLAN.train[wildcards.run_id]
+    args = f"train {shlex.quote(input.config)} --out {run_dir(wildcards)} "
+    return _in_container(args + _execution_args(resources, threads, train_gpu_slots(wildcards)), input)
+
+
+# ---- batches: k short runs per job and process (`train.runs_per_job`) ----
+# A batch job's outputs are its runs' `done` files, so the DAG sees the same runs as with one job per run; rule
+# `train` takes only the runs that are not batched.
+TRAIN_BATCHES = PLAN.train_batches()
+_BATCHED = {r for ids in TRAIN_BATCHES.values() for r in ids}
+UNBATCHED_RUN_ID = _alternatives(sorted(set(PLAN.train) - _BATCHED)) if _BATCHED else "[0-9a-f]{12}"
+
+
+def batch_resources(batch):
+    """The train resources of a batch (one resource class), with runtime for all its runs."""
+    ids = TRAIN_BATCHES[batch]
+    return {**PLAN.train[ids[0]], "runtime": PLAN.train[ids[0]]["runtime"] * len(ids)}
+
+
+def batch_config_files(batch):
+    return [f"results/configs/{r}.json" for r in TRAIN_BATCHES[batch]]
+
+
+def batch_done_files(batch):
+    return [run_done(r) for r in TRAIN_BATCHES[batch]]
+
+
+def batch_runtime(batch):
+    def runtime(wildcards, attempt):
+        return batch_resources(batch)["runtime"] * attempt
+
+    return runtime
+
+
+def batch_gpu_slots(batch):
+    t = batch_resources(batch)
+    return SLOT_UNITS if t["gpu"] else 0
+
+
+def batch_train_command(batch):
+    """`neuroplastic train-batch` of the batch's runs (each logs to results/logs/train/<run id>.log)."""
+
+    def command(wildcards, input, threads):
+        ids = " ".join(TRAIN_BATCHES[batch])
+        args = f"train-batch {ids} --configs results/configs --runs results/runs --logs results/logs/train "
+        return _in_container(args + _execution_args(batch_resources(batch), threads, batch_gpu_slots(batch)), input)
+
+    return command
 
 
 def output_dir(wildcards, output):

@@ -1,4 +1,5 @@
-# One job = one run = one `neuroplastic train` call. A run's id is the hash of its resolved config, so a run
+# One job = one run = one `neuroplastic train` call (or, with `train.runs_per_job: k`, k runs = one
+# `neuroplastic train-batch` call). A run's id is the hash of its resolved config, so a run
 # that several experiments declare is trained once. Only `done` is an output: the run directory's other files
 # and the checkpoints (results/ckpt/<id>, not an output) survive a failed or killed job, and the retry resumes.
 
@@ -23,6 +24,8 @@ rule train:
         done="results/runs/{run_id}/done",
     log:
         "results/logs/train/{run_id}.log",
+    wildcard_constraints:
+        run_id=UNBATCHED_RUN_ID,
     benchmark:
         "results/benchmarks/train/{run_id}.tsv"
     threads: train_threads
@@ -37,3 +40,30 @@ rule train:
         command=train_command,
     shell:
         "{params.command} > {log} 2>&1"
+
+
+# `train.runs_per_job: k`: k runs of one resource class per job, trained one after another by one process.
+for _batch in TRAIN_BATCHES:
+
+    rule:
+        name:
+            _batch
+        input:
+            unpack(container_inputs),
+            configs=batch_config_files(_batch),
+        output:
+            batch_done_files(_batch),
+        log:
+            f"results/logs/train/{_batch}.log",
+        benchmark:
+            f"results/benchmarks/train/{_batch}.tsv"
+        threads: batch_resources(_batch)["threads"]
+        resources:
+            mem_mb=batch_resources(_batch)["mem_mb"],
+            runtime=batch_runtime(_batch),
+            gpu=batch_resources(_batch)["gpu"],
+            gpu_slots=batch_gpu_slots(_batch),
+        params:
+            command=batch_train_command(_batch),
+        shell:
+            "{params.command} > {log} 2>&1"
