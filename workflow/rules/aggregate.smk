@@ -14,6 +14,8 @@ rule workflow_plan:
         "printf '%s' {params.text:q} > {output} 2> {log}"
 
 
+# Written by Snakemake itself (a table can be megabytes: too long for a shell argument, and a process that would
+# re-plan the whole config per experiment costs seconds); the plan file is the input, so a changed plan rewrites it.
 rule experiment_table:
     input:
         f"results/plans/{NAME}.json",
@@ -21,13 +23,9 @@ rule experiment_table:
         f"results/tables/{NAME}/{{experiment}}.json",
     log:
         f"results/logs/tables/{NAME}/{{experiment}}.log",
-    params:
-        schema=str(SCHEMA),
-        neuroplastic=NEUROPLASTIC,
     localrule: True
-    shell:
-        "{params.neuroplastic} plan --configfile {input} --schema {params.schema} "
-        "--experiment-table {wildcards.experiment} > {output} 2> {log}"
+    run:
+        write_experiment_table(wildcards.experiment, output[0], log[0])
 
 
 rule aggregate:

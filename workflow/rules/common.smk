@@ -70,6 +70,13 @@ def workflow_plan_text(wildcards):
     return json.dumps(PLAN.config, sort_keys=True, separators=(",", ":")) + "\n"
 
 
+def write_experiment_table(experiment, path, log):
+    """The experiment's members (variant, env, seed, run id, tags): what `aggregate` reads and labels runs by."""
+    text = PLAN.experiment_table_text(experiment)
+    Path(path).write_text(text)
+    Path(log).write_text(f"{path}: {len(PLAN.experiment_members(experiment))} members, {len(text)} bytes\n")
+
+
 def figure_spec_text(wildcards):
     return PLAN.figure_spec_text(wildcards.figure)
 
