@@ -31,7 +31,7 @@ def _pin_gpu(args: argparse.Namespace, runs_dir: Path) -> None:
         print(f"pinned to GPU {got.device} (CUDA_VISIBLE_DEVICES)", file=sys.stderr)
 
 
-def _train_one(config_path: Path, out: Path, args: argparse.Namespace) -> int:
+def _train_one(config_path: Path, out: Path, args: argparse.Namespace, ckpt_dir: Path | None = None) -> int:
     """One run; 0 on success, 1 for a failed run (non-finite loss, wrong run dir), 2 for an invalid config."""
     from neuroplastic import config, loop
 
@@ -44,7 +44,7 @@ def _train_one(config_path: Path, out: Path, args: argparse.Namespace) -> int:
         loop.train(
             cfg,
             out,
-            ckpt_dir=Path(args.ckpt_dir) if getattr(args, "ckpt_dir", None) else None,
+            ckpt_dir=ckpt_dir,
             device=args.device,
             progress=not args.quiet,
             tensorboard=args.tensorboard,
@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _set_threads(args.threads)
-    return _train_one(Path(args.config), Path(args.out), args)
+    return _train_one(Path(args.config), Path(args.out), args, Path(args.ckpt_dir) if args.ckpt_dir else None)
 
 
 @contextlib.contextmanager

@@ -192,10 +192,6 @@ def train_gpu_slots(wildcards):
     return SLOT_UNITS // t["runs_per_gpu"] if t["gpu"] else 0
 
 
-def train_device(wildcards):
-    return PLAN.train[wildcards.run_id]["device"]
-
-
 # ---- container ----
 def container_digest_file():
     return f"results/container/{CONTAINER['engine']}-{CONTAINER['tag']}.digest"
