@@ -187,9 +187,12 @@ def train_group(wildcards):
     return _train_class(rid)
 
 
+def gpu_slots_of(resources):
+    return SLOT_UNITS // resources["runs_per_gpu"] if resources["gpu"] else 0
+
+
 def train_gpu_slots(wildcards):
-    t = PLAN.train[wildcards.run_id]
-    return SLOT_UNITS // t["runs_per_gpu"] if t["gpu"] else 0
+    return gpu_slots_of(PLAN.train[wildcards.run_id])
 
 
 # ---- container ----
@@ -293,8 +296,7 @@ def batch_runtime(batch):
 
 
 def batch_gpu_slots(batch):
-    t = batch_resources(batch)
-    return SLOT_UNITS if t["gpu"] else 0
+    return gpu_slots_of(batch_resources(batch))
 
 
 def batch_train_command(batch):
