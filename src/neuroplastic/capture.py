@@ -127,9 +127,7 @@ class _OptimizerView:
         self.groups: list[_GroupView] = []
         self.all_params: list[torch.Tensor] = []
         for group in optimizer.param_groups:
-            unsupported = [
-                k for k in ("amsgrad", "maximize", "fused", "differentiable", "weight_decay") if group.get(k)
-            ]
+            unsupported = [k for k in ("amsgrad", "maximize", "differentiable", "weight_decay") if group.get(k)]
             if unsupported:
                 raise NotImplementedError(f"the captured update's Adam does not support {', '.join(unsupported)}")
             params = [p for p in group["params"] if p.requires_grad]
@@ -159,7 +157,7 @@ class _OptimizerView:
                 g.lr_value = lr
 
     def step(self) -> None:
-        """Adam (torch's non-fused update rule, weight decay 0) in a few foreach ops over all parameters of a
+        """Adam (torch's update rule, weight decay 0) in a few foreach ops over all parameters of a
         group: a short trace, and device-side step counters and learning rate, so it is CUDA-graph safe."""
         with torch.no_grad():
             for g in self.groups:

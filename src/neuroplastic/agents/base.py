@@ -105,6 +105,18 @@ class Agent:
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         raise NotImplementedError
 
+    def adam(self, role: str, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+        """Adam over `nets[role]`, with torch's fused kernel on CPU and CUDA.
+
+        Why fused: the default CPU Adam takes √v with MKL's vector sqrt, whose special-value path makes exact
+        zeros 4–6× slower than other inputs. Masked weights of a sparse network have v = 0 exactly, so NE and
+        the sparse methods paid ~6% per update for it (benchmarks/throughput.py, NE code preset at Δ=10⁴); the
+        fused kernel has no such path and is also ~7% faster on a dense TD3. Same update rule: runs stay
+        bit-identical to each other, but differ at rounding level from runs of the single-tensor kernel.
+        """
+        fused = True if self.device.type in ("cpu", "cuda") else None
+        return torch.optim.Adam(self.nets[role].parameters(), lr=lr, eps=eps, fused=fused)
+
     def planned_updates(self, train_steps: int, ratio: float) -> int:
         """Gradient updates in `train_steps` env steps after `start_steps` at replay ratio `ratio`:
         ⌊train_steps · ratio⌋, at least 1 (`methods.base.updates_in_run` sizes every update-counted schedule

@@ -167,7 +167,7 @@ class DQN(Agent):
         return net.to(self.device)
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.nets[role].parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)
+        return self.adam(role, lr=self.cfg.lr, eps=self.cfg.adam_eps)
 
     def make_replay(self, capacity: int, seed: int) -> ReplayBuffer | PixelReplay:
         capacity = min(capacity, self.cfg.buffer_size)

@@ -197,7 +197,7 @@ class DrQV2(Agent):
         return net.to(self.device)
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.nets[role].parameters(), lr=self.params.lr)
+        return self.adam(role, lr=self.params.lr)
 
     def conv_chains(self) -> list[ConvChain]:
         convs = tuple(f"convs.{i}" for i in range(len(self.nets["encoder"].convs)))

@@ -309,7 +309,7 @@ class PPO(Agent):
         return net.to(self.device)
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.nets[role].parameters(), lr=self.params.lr, eps=self.params.adam_eps)
+        return self.adam(role, lr=self.params.lr, eps=self.params.adam_eps)
 
     def make_replay(self, capacity: int, seed: int) -> RolloutStore:
         self.total_iterations = max(1, capacity // self.params.rollout_length)

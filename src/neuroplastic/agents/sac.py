@@ -127,7 +127,7 @@ class SAC(TwinCriticAgent):
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
         lr = self.params.temperature_lr if role == "temperature" else self.params.lr
-        return torch.optim.Adam(self.nets[role].parameters(), lr=lr)
+        return self.adam(role, lr=lr)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:

@@ -72,7 +72,7 @@ class TD3(TwinCriticAgent):
         raise KeyError(role)
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.nets[role].parameters(), lr=self.params.lr)
+        return self.adam(role, lr=self.params.lr)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
