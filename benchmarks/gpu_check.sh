@@ -3,7 +3,8 @@
 # install -e . --no-deps, or the container). Runs, within ~8 minutes:
 #   1. the captured-vs-eager equivalence on CUDA (CUDA graphs and torch.compile; tests/unit/test_capture.py),
 #   2. the throughput matrix (eager vs CUDA graphs for every agent × method; torch.compile for TD3),
-#   3. the packing scan (1, 2, 4, 8, 16 concurrent TD3 processes on the GPU),
+#   3. the sparse-training study's agents (PPO on Hopper, DQN on CartPole and Pong; dense and RigL),
+#   4. the packing scan (1, 2, 4, 8, 16 concurrent TD3 processes on the GPU),
 # then prints one summary and the compute estimate of config/paper.yaml with these numbers.
 # Results: results/gpu_check/<timestamp>/ (throughput.json: pass it to `neuroplastic estimate --measurements`,
 # or copy it into src/neuroplastic/analysis/throughput/ to ship it).
@@ -37,12 +38,14 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run with a time limit, log to $OUT/N
     tail -n 3 "$OUT/$name.log"
 }
 
-step equivalence 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/unit/test_capture.py -k cuda
-step throughput 160 "$PYTHON" benchmarks/throughput.py --device cuda --modes off,graphs --repeats 3 --block 200 \
+step equivalence 100 "$PYTHON" -m pytest -q -p no:cacheprovider tests/unit/test_capture.py -k cuda
+step throughput 140 "$PYTHON" benchmarks/throughput.py --device cuda --modes off,graphs --repeats 3 --block 200 \
     --loop-steps 150 --packing "" --out "$OUT/throughput-matrix.json"
-step compile 80 "$PYTHON" benchmarks/throughput.py --device cuda --modes off,compile --agents td3 --methods none \
+step compile 60 "$PYTHON" benchmarks/throughput.py --device cuda --modes off,compile --agents td3 --methods none \
     --repeats 3 --block 200 --loop-steps 0 --packing "" --out "$OUT/throughput-compile.json"
-step packing 100 "$PYTHON" benchmarks/throughput.py --device cuda --modes graphs --agents td3 --methods none \
+step study 80 "$PYTHON" benchmarks/throughput.py --device cuda --modes off,graphs --agents ppo,dqn,dqn-atari \
+    --methods none,rigl --repeats 2 --block 100 --loop-steps 150 --packing "" --out "$OUT/throughput-study.json"
+step packing 90 "$PYTHON" benchmarks/throughput.py --device cuda --modes graphs --agents td3 --methods none \
     --repeats 1 --block 50 --loop-steps 0 --packing 1,2,4,8,16 --packing-seconds 10 --out "$OUT/throughput-packing.json"
 
 # One JSON for the estimate: the matrix, plus the compile rows and the packing scan.
@@ -57,6 +60,10 @@ if merged is not None:
     compiled, packing = load("throughput-compile.json"), load("throughput-packing.json")
     if compiled:
         merged["updates"] += [r for r in compiled["updates"] if r["mode"] == "compile"]
+    study = load("throughput-study.json")
+    if study:
+        merged["updates"] += study["updates"]
+        merged["loop"] += study["loop"]
     if packing:
         merged["packing"] = packing["packing"]
     (out / "throughput.json").write_text(json.dumps(merged, indent=2) + "\n")
@@ -67,7 +74,7 @@ echo "================ gpu_check summary ($(($(date +%s) - start)) s) ==========
 cat "$OUT/device.txt"
 printf '%s\n' "${status[@]}"
 grep -E "passed|failed|error" "$OUT/equivalence.log" | tail -n 1
-for f in throughput compile packing; do
+for f in throughput compile study packing; do
     sed -n '/^throughput on/,$p' "$OUT/$f.log" | grep -v "^wrote"
 done
 if [ -f "$OUT/throughput.json" ]; then

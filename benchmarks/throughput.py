@@ -39,14 +39,21 @@ from typing import Any
 import torch
 
 from neuroplastic import capture, config, loop
+from neuroplastic.agents import AGENTS
 from neuroplastic.analysis.estimate import measure as loop_steps_per_s
 
-# The networks and envs the paper grid uses per agent (TD3 with the NE code's critic, as in config/paper.yaml).
+# The networks and envs the paper grid uses per agent (TD3 with the NE code's critic, as in config/paper.yaml;
+# the sparse-training study's PPO and DQN with their defaults). A case is an agent on one env family: DQN's MLP on
+# classic control and its Nature CNN on Atari cost very differently, and the estimate looks rates up per family.
 AGENT_RUNS: dict[str, dict[str, Any]] = {
     "td3": {"agent": {"name": "td3", "critic": "ne"}, "env": "HalfCheetah-v4"},
     "sac": {"agent": {"name": "sac"}, "env": "HalfCheetah-v4"},
     "drqv2": {"agent": {"name": "drqv2"}, "env": "dmc-pixels:cheetah-run"},
+    "ppo": {"agent": {"name": "ppo"}, "env": "Hopper-v4"},
+    "dqn": {"agent": {"name": "dqn"}, "env": "CartPole-v1"},
+    "dqn-atari": {"agent": {"name": "dqn"}, "env": "ALE/Pong-v5"},
 }
+STUDY_METHODS = ["none", "static", "set", "rigl", "gmp", "dense_scaled"]
 # Per agent, the methods the paper grid trains it with; `name@delta` sets Δ (NE overhead goals: 100 and 10⁴).
 AGENT_METHODS: dict[str, list[str]] = {
     "td3": [
@@ -63,6 +70,9 @@ AGENT_METHODS: dict[str, list[str]] = {
     ],
     "sac": ["none", "static", "set", "rigl", "gmp"],
     "drqv2": ["none", "ne", "redo", "reset", "layernorm", "plasticity_injection", "adaptive_rr"],
+    "ppo": STUDY_METHODS,
+    "dqn": STUDY_METHODS,
+    "dqn-atari": STUDY_METHODS,
 }
 PACKING = (1, 2, 4, 8, 16)
 
@@ -114,8 +124,15 @@ def method_entry(spec: str) -> list[dict[str, Any]]:
     return [entry]
 
 
+def agent_name(case: str) -> str:
+    return AGENT_RUNS[case]["agent"]["name"]
+
+
 def run_config(agent: str, method: str, steps: int, start_steps: int, small: bool) -> config.RunConfig:
+    """The run of case `agent` (a key of AGENT_RUNS) with `method`; on-policy agents start without random steps."""
     base = json.loads(json.dumps(AGENT_RUNS[agent]))
+    if agent == "ppo":
+        start_steps = 0
     if small and agent == "drqv2":
         base["agent"].update(batch_size=64)
         base["env_options"] = {"size": 48}
@@ -136,7 +153,8 @@ class Case:
     """One (agent, method, mode): a built run with a filled buffer, and its update function."""
 
     def __init__(self, agent: str, method: str, mode: str, device: torch.device, block: int, args) -> None:
-        self.agent_name, self.method, self.mode, self.block = agent, method, mode, block
+        self.case, self.agent_name, self.method, self.mode, self.block = agent, agent_name(agent), method, mode, block
+        self.env = AGENT_RUNS[agent]["env"]
         batch = int(AGENT_RUNS[agent]["agent"].get("batch_size", 256))
         start = max(batch, 64) + 16 if agent == "drqv2" else 1000
         # A long nominal run so that schedules in fractions of the run (GMP, RigL stop) stay in their active part.
@@ -235,6 +253,10 @@ def hardware(device: torch.device) -> dict[str, Any]:
 def measure_updates(args, device: torch.device) -> list[dict[str, Any]]:
     rows = []
     for agent in args.agents:
+        if AGENTS[agent_name(agent)].on_policy:
+            # Its updates are epochs over a rollout, not samples of a replay: the loop measurement times them.
+            print(f"  {agent}: on-policy, measured by the loop only", file=sys.stderr)
+            continue
         methods = [m for m in AGENT_METHODS[agent] if args.methods is None or m.split("@")[0] in args.methods]
         cases: dict[str, Case] = {}
         for method in methods:
@@ -266,6 +288,7 @@ def measure_updates(args, device: torch.device) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "agent": case.agent_name,
+                    "env": case.env,
                     "method": case.method,
                     "mode": case.mode,
                     "device": device.type,
@@ -275,9 +298,9 @@ def measure_updates(args, device: torch.device) -> list[dict[str, Any]]:
                     "note": note,
                 }
             )
-        by_key = {(x["agent"], x["method"], x["mode"]): x for x in rows}
+        by_key = {(x["agent"], x["env"], x["method"], x["mode"]): x for x in rows}
         for x in rows:
-            ref = by_key.get((x["agent"], "none", x["mode"]))
+            ref = by_key.get((x["agent"], x["env"], "none", x["mode"]))
             x["ratio_to_baseline"] = round(x["updates_per_s"] / ref["updates_per_s"], 4) if ref else None
         for case in cases.values():
             case.run.env.close()
@@ -298,7 +321,7 @@ def measure_loop(args, device: torch.device) -> list[dict[str, Any]]:
             rates = [loop_steps_per_s(raw, args.loop_steps, device.type, None, compile=mode) for _ in range(2)]
             rows.append(
                 {
-                    "agent": agent,
+                    "agent": agent_name(agent),
                     "method": method,
                     "env": cfg.env,
                     "mode": mode,
@@ -350,13 +373,14 @@ def packing_scan(args) -> list[dict[str, Any]]:
 def print_summary(result: dict[str, Any]) -> None:
     hw = result["hardware"]
     print(f"throughput on {hw['gpu'] or hw['cpu']} ({hw['device']}, {hw['torch_threads']} torch threads)")
-    print(f"{'agent':<7}{'method':<24}{'mode':<9}{'updates/s':>11}{'spread':>18}{'vs eager':>10}{'vs none':>9}")
+    print(f"{'agent':<7}{'method':<24}{'mode':<9}{'updates/s':>11}{'spread':>18}{'vs eager':>10}{'vs none':>9}  env")
     for r in result["updates"]:
         spread = f"{r['spread'][0]:.1f}–{r['spread'][1]:.1f}"
         eager = f"{r['ratio_to_eager']:.3f}" if r["ratio_to_eager"] is not None else "-"
         base = f"{r['ratio_to_baseline']:.3f}" if r["ratio_to_baseline"] is not None else "-"
         print(
             f"{r['agent']:<7}{r['method']:<24}{r['mode']:<9}{r['updates_per_s']:>11.1f}{spread:>18}{eager:>10}{base:>9}"
+            f"  {r.get('env', '')}"
         )
     for r in result["loop"]:
         print(f"loop {r['agent']:<6}{r['method']:<24}{r['mode']:<9}{r['steps_per_s']:>9.1f} env steps/s ({r['env']})")

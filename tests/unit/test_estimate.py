@@ -51,6 +51,33 @@ def test_rates_are_measured_derived_or_assumed(tmp_path):
     assert estimate.lookup_rate("drqv2", "none", m, []) is None
 
 
+def test_rates_are_looked_up_per_env_family(tmp_path):
+    """DQN's MLP on CartPole and its CNN on Atari are different classes with their own rates; the cycling env is
+    costed on the MuJoCo rows; a family without rows has no rate."""
+    rows = [
+        {**_loop("dqn", "none", 300.0), "env": "CartPole-v1"},
+        {**_loop("dqn", "none", 50.0), "env": "ALE/Pong-v5"},
+        {**_loop("td3", "none", 70.0), "env": "HalfCheetah-v4"},
+    ]
+    updates = [
+        {**_upd("dqn", "rigl", 0.95), "env": "CartPole-v1"},
+        {**_upd("dqn", "rigl", 0.8), "env": "ALE/Pong-v5"},
+    ]
+    (m,) = [
+        d for d in estimate.load_measurements([_file(tmp_path, loop_rows=rows, update_rows=updates)]) if d["_given"]
+    ]
+    assert estimate.lookup_rate("dqn", "none", m, [], "classic control").steps_per_s == 300.0
+    assert estimate.lookup_rate("dqn", "none", m, [], "Atari").steps_per_s == 50.0
+    assert estimate.lookup_rate("dqn", "rigl", m, [], "Atari").steps_per_s == pytest.approx(40.0)
+    assert estimate.lookup_rate("dqn", "rigl", m, [], "classic control").steps_per_s == pytest.approx(285.0)
+    cycling = estimate.lookup_rate("td3", "none", m, [], "cycling")
+    assert cycling.steps_per_s == 70.0 and "cycling costed as MuJoCo" in cycling.detail
+    assert estimate.lookup_rate("td3", "none", m, [], "DMC state") is None
+    run = {"agent": {"name": "dqn"}, "method": [{"name": "rigl", "sparsity": 0.9}]}
+    keys = {env: estimate.cost_key({**run, "env": env}) for env in ("CartPole-v1", "Acrobot-v1", "ALE/Pong-v5")}
+    assert keys["CartPole-v1"] == keys["Acrobot-v1"] != keys["ALE/Pong-v5"]
+
+
 def test_packing_gain_uses_the_largest_measured_count_not_above_the_plan(tmp_path):
     rows = [{"processes": k, "aggregate_gain": g} for k, g in ((1, 1.0), (4, 3.1), (8, 5.2))]
     m = {"packing": rows}

@@ -242,6 +242,16 @@ def test_masks_stay_zero_through_dqn_updates_on_the_cnn():
             assert bool((module.weight[~module.mask] == 0).all()), name
 
 
+def test_sparse_methods_default_to_the_q_network_of_dqn():
+    """`nets: both` (the sparse methods' default) takes the actor and critic an agent has: DQN's Q-network only;
+    a role named on its own must still exist."""
+    base = {"agent": {"name": "dqn", "hidden": 16}, "env": "CartPole-v1", "steps": 200, "start_steps": 20}
+    run = loop.build(config.resolve({**base, "method": [{"name": "static", "sparsity": 0.8}]}), torch.device("cpu"))
+    assert next(m for m in run.methods).topology.roles == ["critic"]
+    with pytest.raises(ValueError, match=r"static\.nets: agent 'dqn' has no network\(s\) \['actor'\]"):
+        loop.build(config.resolve({**base, "method": [{"name": "static", "nets": "actor"}]}), torch.device("cpu"))
+
+
 # --- scaled dense baseline ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("spec", "sparsity"),

@@ -49,19 +49,27 @@ class ClassCost:
     run_ids: list[str] = field(default_factory=list)
 
 
+# A family without rows of its own is costed on another's: the cycling env cycles MuJoCo tasks.
+FAMILY_FALLBACK = {"cycling": "MuJoCo"}
+
+
 def cost_key(run: dict[str, Any]) -> str:
-    """Runs that differ only in method parameters (a sensitivity sweep) cost about the same per update."""
+    """Runs that differ only in method parameters (a sensitivity sweep) cost about the same per update; the same
+    agent costs very differently per env family (DQN's MLP on CartPole, its Nature CNN on Atari)."""
     methods = [{"name": m["name"]} for m in run["method"]]
-    return json.dumps({"agent": run["agent"], "method": methods}, sort_keys=True)
+    return json.dumps({"agent": run["agent"], "method": methods, "family": run_family(run)}, sort_keys=True)
 
 
 def run_family(run: dict[str, Any]) -> str:
-    """The part of the grid a run belongs to: its env domain, with the on-policy PPO MuJoCo runs apart (the NE
+    return env_family(run["env"], run["agent"]["name"])
+
+
+def env_family(env_id: str, agent: str) -> str:
+    """The part of the grid an env belongs to: its domain, with the on-policy PPO MuJoCo runs apart (the NE
     paper's MuJoCo part is off-policy; PPO has its own rates)."""
     from neuroplastic.atari import is_atari_id
     from neuroplastic.envs import CLASSIC_IDS
 
-    env_id = run["env"]
     if env_id.startswith("dmc-pixels:"):
         return "DMC pixels"
     if env_id.startswith("dmc:"):
@@ -72,7 +80,7 @@ def run_family(run: dict[str, Any]) -> str:
         return "Atari"
     if env_id in CLASSIC_IDS:
         return "classic control"
-    return "MuJoCo PPO" if run["agent"]["name"] == "ppo" else "MuJoCo"
+    return "MuJoCo PPO" if agent == "ppo" else "MuJoCo"
 
 
 def cost_classes(plan: Plan) -> dict[str, ClassCost]:
@@ -112,8 +120,7 @@ def measure(run: dict[str, Any], iterations: int, device: str, threads: int | No
         loop.advance(r, state, t)
     if r.agent.on_policy:
         return _measure_on_policy(r, state, t)
-    # CPU: process CPU time (a shared machine's other tenants do not count); CUDA: wall time.
-    clock = time.process_time if r.device.type == "cpu" else time.perf_counter
+    clock = _clock(r.device)
     warm = min(20, iterations // 5)
     t_start = 0.0
     for i in range(warm + iterations):
@@ -180,43 +187,67 @@ def _methods_key(run_methods: list[dict[str, Any]]) -> str:
     return "+".join(m["name"] for m in run_methods) or "none"
 
 
-def _method_ratio(agent: str, method: str, files: list[dict[str, Any]]) -> tuple[float, str] | None:
-    """The method's update throughput relative to the agent without it: same agent first, then any agent."""
-    for same_agent in (True, False):
+def _row_family(row: dict[str, Any]) -> str | None:
+    return env_family(row["env"], row["agent"]) if row.get("env") else None
+
+
+def _method_ratio(
+    agent: str, method: str, files: list[dict[str, Any]], family: str | None = None
+) -> tuple[float, str] | None:
+    """The method's update throughput relative to the agent without it: same agent and env family first, then
+    the same agent on any env, then any agent."""
+    for same_agent, same_family in ((True, True), (True, False), (False, False)):
+        if same_family and family is None:
+            continue
         for m in files:
             for row in m.get("updates", []):
                 if _method_name(row["method"]) != method or row.get("ratio_to_baseline") is None:
                     continue
                 if same_agent and row["agent"] != agent:
                     continue
-                return row[
-                    "ratio_to_baseline"
-                ], f"{row['agent']}+{row['method']} update ratio in {Path(m['_path']).name}"
+                if same_family and _row_family(row) != family:
+                    continue
+                where = f" on {row['env']}" if row.get("env") else ""
+                text = f"{row['agent']}+{row['method']}{where} update ratio in {Path(m['_path']).name}"
+                return row["ratio_to_baseline"], text
     return None
 
 
-def lookup_rate(agent: str, method: str, m: dict[str, Any], fallback: list[dict[str, Any]]) -> Rate | None:
-    """The env steps/s of (agent, method) from measurement file `m` (see the module docstring)."""
+def lookup_rate(
+    agent: str, method: str, m: dict[str, Any], fallback: list[dict[str, Any]], family: str | None = None
+) -> Rate | None:
+    """The env steps/s of (agent, method) from measurement file `m` (see the module docstring). With `family`,
+    only loop rows of envs of that family count (or of its `FAMILY_FALLBACK`, said in the detail): an agent's
+    rate on one domain says nothing about another."""
     base_kind = "assumed" if m.get("assumed") else "measured"
     loops = [row for row in m.get("loop", []) if row["agent"] == agent]
+    note = ""
+    if family is not None:
+        own = [row for row in loops if _row_family(row) == family]
+        if not own and family in FAMILY_FALLBACK:
+            own = [row for row in loops if _row_family(row) == FAMILY_FALLBACK[family]]
+            note = f" ({family} costed as {FAMILY_FALLBACK[family]})"
+        loops = own
     for row in loops:
         if _method_name(row["method"]) == method:
-            return Rate(row["steps_per_s"], base_kind, f"{agent}+{row['method']} loop, {row['mode']}")
+            where = f"{agent}+{row['method']} loop on {row['env']}, {row['mode']}{note}"
+            return Rate(row["steps_per_s"], base_kind, where)
     baseline = next((row for row in loops if row["method"] == "none"), None)
     if baseline is None:
         return None
     methods = method.split("+")
+    base = f"{agent} baseline on {baseline['env']}{note}"
     if method == "none":
-        return Rate(baseline["steps_per_s"], base_kind, f"{agent} loop")
+        return Rate(baseline["steps_per_s"], base_kind, f"{agent} loop on {baseline['env']}{note}")
     factor, notes = 1.0, []
     for name in methods:
-        found = _method_ratio(agent, name, [m, *fallback])
+        found = _method_ratio(agent, name, [m, *fallback], family)
         if found is None:
-            return Rate(baseline["steps_per_s"], "assumed", f"{agent} baseline; cost of {name} unmeasured")
+            return Rate(baseline["steps_per_s"], "assumed", f"{base}; cost of {name} unmeasured")
         factor *= found[0]
         notes.append(found[1])
     kind = "assumed" if m.get("assumed") else "derived"
-    return Rate(baseline["steps_per_s"] * factor, kind, f"{agent} baseline × {'; '.join(notes)}")
+    return Rate(baseline["steps_per_s"] * factor, kind, f"{base} × {'; '.join(notes)}")
 
 
 def packing_gain(m: dict[str, Any] | None, runs_per_gpu: int) -> tuple[float, str]:
@@ -230,6 +261,11 @@ def packing_gain(m: dict[str, Any] | None, runs_per_gpu: int) -> tuple[float, st
     return r["aggregate_gain"], f"{runs_per_gpu} runs per GPU; measured gain {r['aggregate_gain']}× at {r['processes']}"
 
 
+def _clock(device: Any) -> Any:
+    """CPU: process CPU time (a shared machine's other tenants do not count); CUDA: wall time."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
 def _measure_on_policy(r: Any, state: Any, t: int) -> float:
     """Env steps per second of one full rollout of an on-policy agent and its update epochs (the real loop)."""
     import torch
@@ -237,14 +273,15 @@ def _measure_on_policy(r: Any, state: Any, t: int) -> float:
     from neuroplastic import loop
 
     steps = int(r.agent.params.rollout_length)
-    t_start = time.perf_counter()
+    clock = _clock(r.device)
+    t_start = clock()
     for _ in range(steps):
         t += 1
         loop.advance(r, state, t)
     if r.device.type == "cuda":
         torch.cuda.synchronize()
     r.env.close()
-    return steps / (time.perf_counter() - t_start)
+    return steps / (clock() - t_start)
 
 
 def estimate(
@@ -270,13 +307,13 @@ def estimate(
     has_cuda = torch.cuda.is_available()
     for cls in classes.values():
         run = plan.runs[cls.example_run]
-        agent, method = run["agent"]["name"], _methods_key(run["method"])
+        agent, method, family = run["agent"]["name"], _methods_key(run["method"]), run_family(run)
         if cpu_given:
             cls.cpu = Rate(float(cpu_given), "given", "command line/config")
         elif measure_here:
             cls.cpu = Rate(measure(run, n_updates, "cpu", threads), "measured", f"here, {n_updates} loop steps")
         elif cpu_file is not None:
-            cls.cpu = lookup_rate(agent, method, cpu_file, [])
+            cls.cpu = lookup_rate(agent, method, cpu_file, [], family)
         if gpu_given:
             source = est_cfg.get("gpu_source") or "command line/config"
             cls.gpu = Rate(float(gpu_given), "given", source if not gpu_steps_per_s else "command line")
@@ -284,7 +321,7 @@ def estimate(
             rate = measure(run, n_updates, "cuda", threads, compile="auto")
             cls.gpu = Rate(rate, "measured", f"here on {torch.cuda.get_device_name(0)}")
         elif gpu_file is not None:
-            cls.gpu = lookup_rate(agent, method, gpu_file, [cpu_file] if cpu_file else [])
+            cls.gpu = lookup_rate(agent, method, gpu_file, [cpu_file] if cpu_file else [], family)
     gain, packing = packing_gain(gpu_file, k)
 
     def hours(steps: int, rate: Rate | None) -> float | None:
@@ -302,7 +339,7 @@ def estimate(
             for unit, rate, div in (("cpu_h", cls.cpu, 1.0), ("gpu_h", cls.gpu, gain)):
                 h = hours(steps, rate)
                 row[unit] = None if h is None or row[unit] is None else row[unit] + h / div
-    # Parts by env family, run by run (a class may span families: TD3 runs on MuJoCo and on the cycling env).
+    # Parts by env family (each class lies in one family; a part sums its classes' runs).
     families: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "env_steps": 0, "cpu_h": 0.0, "gpu_h": 0.0})
     for rid, run in sorted(plan.runs.items()):
         cls = classes[key_of[rid]]
@@ -384,6 +421,7 @@ def format_report(est: dict[str, Any]) -> str:
     lines.append("env steps/s per agent/method class (how each rate was obtained):")
     for c in est["classes"]:
         methods = "+".join(m["name"] for m in c["agent_method"]["method"]) or "-"
+        methods = f"{methods} [{c['agent_method']['family']}]"
         agent = c["agent_method"]["agent"]["name"]
         cpu = "n/a" if c["cpu_steps_per_s"] is None else f"{c['cpu_steps_per_s']:.1f}"
         gpu = "n/a" if c["gpu_steps_per_s"] is None else f"{c['gpu_steps_per_s']:.1f}"

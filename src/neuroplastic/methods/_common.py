@@ -33,8 +33,9 @@ def _distinct_names(value):
 
 Nets = Annotated[str | list[str] | None, AfterValidator(_distinct_names)]
 """Which networks (roles of `agent.nets`) a method acts on, the one type every method's `nets` param uses: one
-role (`actor`, `critic`, `encoder`, ...), `both` (= actor and critic), a list of roles (e.g. `[encoder, critic]`),
-or None (= every network of the agent). Names are checked against the agent when the method is built."""
+role (`actor`, `critic`, `encoder`, ...), `both` (= actor and critic, those of them the agent has: DQN's Q-network
+is its `critic`), a list of roles (e.g. `[encoder, critic]`), or None (= every network of the agent). Names are
+checked against the agent when the method is built."""
 
 
 def selects(nets: Nets, role: str) -> bool:
@@ -50,6 +51,10 @@ def select_nets(nets: Nets, agent: Agent, method: str) -> list[str]:
     """The roles of `agent` that `nets` names (in the order named); a named role it lacks is an error."""
     if nets is None:
         return list(agent.nets)
+    if nets == "both":
+        present = [r for r in ("actor", "critic") if r in agent.nets]
+        if present:
+            return present
     wanted = nets if isinstance(nets, list) else ["actor", "critic"] if nets == "both" else [nets]
     missing = [r for r in wanted if r not in agent.nets]
     if missing:
