@@ -1,6 +1,7 @@
 """`neuroplastic plot`: one PNG of any logged metric for one or more run directories, to look rather than read.
 
-A finished run is read from `metrics.parquet`, a running or killed one from `metrics.jsonl`. Each curve is
+A finished run is read from `metrics.parquet`, a running or killed one from `metrics.jsonl` (a last line cut short,
+which a run is writing or was killed while writing, is left out with a warning). Each curve is
 labelled by what tells the runs apart (agent, methods, env, seed from each `config.json`); what they share goes
 into the title.
 """
@@ -8,7 +9,7 @@ into the title.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuroplastic import runlog
@@ -23,6 +24,7 @@ class RunCurves:
     run_dir: Path
     config: dict | None
     curves: dict[str, list[tuple[int, float]]]  # metric → [(step, value)]
+    notes: list[str] = field(default_factory=list)  # what was left out, for the warnings
 
 
 def load_run(run_dir: Path) -> RunCurves:
@@ -31,6 +33,7 @@ def load_run(run_dir: Path) -> RunCurves:
         raise PlotError(f"run directory {run_dir} does not exist")
     parquet, jsonl = run_dir / runlog.METRICS_PARQUET, run_dir / runlog.METRICS_JSONL
     curves: dict[str, list[tuple[int, float]]] = {}
+    notes: list[str] = []
     if parquet.is_file():
         import pyarrow.parquet as pq
 
@@ -41,8 +44,14 @@ def load_run(run_dir: Path) -> RunCurves:
         for step, metric, value in zip(table["step"], table["metric"], table["value"], strict=True):
             curves.setdefault(metric, []).append((step, value))
     elif jsonl.is_file():
+        raw_lines = jsonl.read_bytes().splitlines(keepends=True)
+        if raw_lines and not raw_lines[-1].endswith(b"\n"):
+            notes.append(
+                f"{jsonl}:{len(raw_lines)}: incomplete last line left out (being written, or the run was killed)"
+            )
+            raw_lines.pop()
         try:
-            events = runlog.read_log_events(jsonl)
+            events = [runlog.parse_log_line(raw, f"{jsonl}:{i}") for i, raw in enumerate(raw_lines, 1)]
         except runlog.MetricsLineError as err:
             raise PlotError(str(err)) from None
         for step, metrics in events:
@@ -54,7 +63,7 @@ def load_run(run_dir: Path) -> RunCurves:
         config = json.loads((run_dir / runlog.CONFIG_JSON).read_text())
     except (OSError, json.JSONDecodeError):
         config = None
-    return RunCurves(run_dir, config, curves)
+    return RunCurves(run_dir, config, curves, notes)
 
 
 def _describe(run: RunCurves) -> dict[str, str]:
@@ -86,7 +95,7 @@ def labels(runs: list[RunCurves]) -> tuple[list[str], str]:
 def plot(run_dirs: list[Path], metrics: list[str], out: Path) -> list[str]:
     """Draw `metrics` (one panel each) of every run into the PNG `out`. Returns warnings (runs missing a metric)."""
     runs = [load_run(Path(d)) for d in run_dirs]
-    warnings = []
+    warnings = [note for r in runs for note in r.notes]
     for metric in metrics:
         having = [r for r in runs if metric in r.curves]
         if not having:

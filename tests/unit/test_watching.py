@@ -294,9 +294,22 @@ def test_plot_renders_two_runs_and_refuses_an_unknown_metric(tmp_path, capsys):
 
 
 def test_plot_names_a_missing_run_dir_and_a_half_written_log(tmp_path, capsys):
+    from neuroplastic.quickplot import load_run
+
     assert cli.main(["plot", str(tmp_path / "nowhere")]) == 1
     assert capsys.readouterr().err.strip() == f"error: run directory {tmp_path / 'nowhere'} does not exist"
+    # A last line cut short (a live run writing it, or a killed one): the complete lines are plotted, with a warning.
     cut = _plot_run(tmp_path / "cut", 0, 1.0, tail=b'{"step": 4, "metr')
-    assert cli.main(["plot", str(cut), "--out", str(tmp_path / "y.png")]) == 1
+    assert cli.main(["plot", str(cut), "--out", str(tmp_path / "y.png")]) == 0
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {cut / 'metrics.jsonl'}:4: incomplete metrics line") and "\n" not in err
+    assert (
+        err
+        == f"warning: {cut / 'metrics.jsonl'}:4: incomplete last line left out (being written, or the run was killed)"
+    )
+    assert (tmp_path / "y.png").is_file() and [s for s, _ in load_run(cut).curves["eval_return"]] == [1, 2, 3]
+    # A broken line before the end is corruption, not a line being written: an error that names it.
+    bad = _plot_run(tmp_path / "bad", 0, 1.0, tail=b'{"step": 4, "metr\n' + b'{"step": 5, "metrics": {}}\n')
+    assert cli.main(["plot", str(bad), "--out", str(tmp_path / "z.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad / 'metrics.jsonl'}:4: corrupt metrics line") and "\n" not in err
+    assert not (tmp_path / "z.png").exists()
