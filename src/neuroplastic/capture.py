@@ -10,12 +10,14 @@ Modes (a run option, never part of the run's identity, like `--device`):
 - `auto`     `graphs` on CUDA, `off` elsewhere.
 
 What runs where. The host decides, before each update, everything that branches on Python state: is it a policy
-update (TD3's delayed actor), does any method do host-side work inside this update's hooks (an NE/SET/RigL/GMP
-topology update: `Method.update_event`). An update with such an event runs eagerly (the same hooks, the same
-code); every other update runs the captured function, after the host-side bookkeeping of the methods
-(`Method.before_captured_update`, e.g. advancing NE's growth clock). While the function is traced or captured,
-`tracing()` is True and hooks skip their host-side bookkeeping; the optimizer step is the functional Adam
-over lists prepared here (`torch.optim.Optimizer.step` breaks graphs on purpose).
+update (TD3's delayed actor; DQN's periodic hard target copy), does any method do host-side work inside this
+update's hooks (an NE/SET/RigL/GMP topology update: `Method.update_event`). An update with such an event runs
+eagerly (the same hooks, the same code); every other update runs the captured function, after the host-side
+bookkeeping of the methods (`Method.before_captured_update`, e.g. advancing NE's growth clock). While the function
+is traced or captured, `tracing()` is True and hooks skip their host-side bookkeeping; the optimizer step is the
+functional Adam over lists prepared here (`torch.optim.Optimizer.step` breaks graphs on purpose). On-policy
+agents (PPO): one captured call is one minibatch step; preparing the rollout (normalisers, updated in place, and
+advantages), the epochs and the learning-rate decay stay on the host (`Agent.rollout_batches`).
 
 Events between updates (ReDo, Reset, Shrink & Perturb, Plasticity Injection, Adaptive RR, topology updates)
 either write in place into the tensors the capture reads (masks through `Topology`'s float-mask cache, weights,
@@ -148,8 +150,8 @@ class _OptimizerView:
             self.all_params.extend(params)
 
     def refresh_lr(self) -> None:
-        """Learning rates set on the host (NaP's linear schedule) reach the capture through a tensor (written
-        only when the value changed: on CUDA each write is a kernel launch)."""
+        """Learning rates set on the host (NaP's linear schedule, PPO's decay per iteration) reach the capture
+        through a tensor (written only when the value changed: on CUDA each write is a kernel launch)."""
         for g in self.groups:
             lr = float(g.group["lr"])
             if lr != g.lr_value:
@@ -438,12 +440,6 @@ def make_update(agent: Agent, mode: str, backend: str | None = None) -> Callable
     `aot_eager`: tracing only, for checks on a CPU where inductor takes a minute per trace)."""
     mode = resolve_mode(mode, agent.device)
     if mode == "off":
-        return agent.update
-    from neuroplastic.agents.base import Agent
-
-    if type(agent).learn is Agent.learn:
-        # PPO and DQN implement `update` directly (rollout epochs, target periods); they have no captured form yet.
-        warnings.warn(f"agent {agent.name!r} has no captured update; --compile {mode} runs it eagerly", stacklevel=2)
         return agent.update
     return CapturedUpdate(agent, mode, backend=backend or os.environ.get(BACKEND_ENV) or None)
 

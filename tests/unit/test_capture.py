@@ -1,13 +1,14 @@
 """The captured update (capture.py) against the eager update, for every agent × method of the issue's matrix.
 
 Two runs are built from the same config and seed (bit-identical), fed the same transitions, then driven through
-the same env steps with `on_step` / `on_sample` / update / `on_update`: one run updates eagerly, the other through
+the same env steps with `on_step` / `on_sample` / update / `on_update` (PPO: `on_step` / its rollout's minibatches
+/ `on_update`, as the loop drives on-policy agents): one run updates eagerly, the other through
 `CapturedUpdate` (`torch.compile(fullgraph=True)` with the cheap `eager` backend: the proxy for "capturable as a CUDA
 graph" without inductor's compile time). Method params are scaled so that each method's event (topology update,
 recycling, reset, injection) fires inside the updates. After them, every network parameter of the two runs agrees
 within ATOL + RTOL·|w| = 3e-5 + 1e-4·|w| (a tenth of an Adam step at lr 3e-4; the traced backward and the
 captured Adam round differently from eager: TD3/SAC parameters differ by ~1e-7 after 24 updates), up to OUTLIERS
-of its entries within CAP; so do the latest losses, and masked weights are exactly zero.
+of its entries within CAP; so do the target networks and the latest losses, and masked weights are exactly zero.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import torch
 
 from neuroplastic import capture, config, loop
+from neuroplastic.agents import AGENTS
 from neuroplastic.nets import MaskedLinear
 from neuroplastic.seeding import global_rng_state, set_global_rng_state
 from tests.conftest import tiny_config
@@ -42,7 +44,17 @@ AGENT_SETUPS = {
         },
         24,
     ),
+    # target_update_period 5: the hard target copy (DQN's `policy` variant) runs captured at updates 5, 10, 15, 20.
+    "dqn": (
+        {"agent": {"name": "dqn", "hidden": 32, "batch_size": 16, "target_update_period": 5}, "env": "CartPole-v1"},
+        64,
+    ),
+    # On-policy: the first `collect` env steps fill one rollout; its minibatches (3 epochs × 4) are updated on twice,
+    # once per iteration (`_drive_on_policy`), so 24 updates, the second with the decayed lr (steps = 3 rollouts).
+    "ppo": ({"agent": {"name": "ppo", "hidden": 16, "rollout_length": 64, "batch_size": 16, "epochs": 3}}, 64),
 }
+# Per agent: overrides of every method's params (DQN's only network is the "critic").
+METHOD_OVERRIDES = {"dqn": {"nets": "critic"}}
 
 # Method params that make each event fire within UPDATES updates (updates are numbered from 1).
 METHOD_PARAMS = {
@@ -58,20 +70,37 @@ METHOD_PARAMS = {
     "crelu": {},
     "rigl": {"delta": 6},
     "gmp": {"delta": 4},
+    "static": {},
+    "set": {"delta": 6},
 }
+_COMMON = [m for m in METHOD_PARAMS if m not in ("static", "set")]
+# The methods each agent is checked with (the sparse-training study's `static`/`set` only for its agents DQN and PPO;
+# CReLU replaces ReLU and PPO's MLPs are tanh).
+AGENT_METHODS = {
+    "td3": _COMMON,
+    "sac": _COMMON,
+    "drqv2": _COMMON,
+    "dqn": [*_COMMON, "static", "set"],
+    "ppo": [*(m for m in _COMMON if m != "crelu"), "static", "set"],
+}
+CASES = [(agent, method) for agent in AGENT_SETUPS for method in AGENT_METHODS[agent]]
 # Methods whose events replace tensors: the capture must have rebuilt itself.
 REBUILDS = {"reset", "plasticity_injection"}
 
 
 def _config(agent: str, method: str) -> config.RunConfig:
     overrides, collect = AGENT_SETUPS[agent]
-    event_step = collect + UPDATES // 2
+    if AGENTS[agent].on_policy:
+        # Iterations at env steps `collect` and 2·`collect`; 3 rollouts in the run, so the lr decays by a third.
+        event_step, steps, start_steps = 2 * collect, 3 * collect, 0
+    else:
+        event_step, steps, start_steps = collect + UPDATES // 2, collect + UPDATES, collect
     methods = []
     if METHOD_PARAMS[method] is not None:
         params = {k: (event_step if v == "STEP" else v) for k, v in METHOD_PARAMS[method].items()}
-        methods = [{"name": method, **params}]
+        methods = [{"name": method, **METHOD_OVERRIDES.get(agent, {}), **params}]
     return config.resolve(
-        tiny_config(**overrides, method=methods, steps=collect + UPDATES, start_steps=collect, log_every=10_000)
+        tiny_config(**overrides, method=methods, steps=steps, start_steps=start_steps, log_every=10_000)
     )
 
 
@@ -86,37 +115,62 @@ def _drive(run: loop.Run, update, first: int, last: int) -> None:
         run.methods.on_update(run.agent, batch, t)
 
 
+def _drive_on_policy(run: loop.Run, update, first: int, last: int) -> None:
+    """PPO as the loop drives it after env step t (`loop.update_batches`): `on_step`, then the minibatches of the
+    full rollout (`rollout_batches`: normalisers, advantages, lr decay, epochs) with `on_update`. The stored rollout
+    (full after env step `first`) is reused as the next iterations' (at `first` + k·rollout_length): both runs see
+    the same transitions."""
+    store = run.replay
+    for t in range(first, last + 1, store.length):
+        run.agent.env_step = t
+        run.methods.on_step(run.agent, t)
+        store.pos = store.length  # full again: `rollout_batches` cleared it
+        for batch in run.agent.rollout_batches(store):
+            update(batch)
+            run.methods.on_update(run.agent, batch, t)
+
+
 def _drive_both(eager: loop.Run, captured: loop.Run, updater, start: int) -> None:
     """Both runs draw the same global random numbers (TD3's target noise, SAC's samples, DrQ-v2's shifts)."""
+    if eager.agent.on_policy:
+        drive, first, last = _drive_on_policy, start, eager.cfg.steps - 1
+    else:
+        drive, first, last = _drive, start + 1, start + UPDATES
     rng = global_rng_state()
-    _drive(eager, eager.agent.update, start + 1, start + UPDATES)
+    drive(eager, eager.agent.update, first, last)
     set_global_rng_state(rng)
-    _drive(captured, updater, start + 1, start + UPDATES)
+    drive(captured, updater, first, last)
 
 
 def _two_runs(agent: str, method: str, device: str = "cpu") -> tuple[loop.Run, loop.Run, int]:
+    """Two identical runs after `collect` env steps (off-policy: random actions; PPO: its policy fills the
+    rollout); returns them and the last env step taken."""
     cfg = _config(agent, method)
+    collect = AGENT_SETUPS[agent][1]
     runs = []
     for _ in range(2):
         run = loop.build(cfg, torch.device(device))
         state = loop.LoopState()
-        for t in range(1, cfg.start_steps + 1):
+        for t in range(1, collect + 1):
             loop.collect(run, state, t)
         runs.append(run)
-    return runs[0], runs[1], cfg.start_steps
+    return runs[0], runs[1], collect
 
 
 def _assert_close(eager: loop.Run, captured: loop.Run) -> None:
-    for role, net in eager.agent.nets.items():
-        other = dict(captured.agent.nets[role].named_parameters())
-        for name, p in net.named_parameters():
-            q = other[name].detach()
-            assert p.shape == q.shape, f"{role}.{name}"
-            diff = (q - p.detach()).abs()
-            outside = diff > ATOL + RTOL * p.detach().abs()
-            assert int(outside.sum()) <= max(1, OUTLIERS * p.numel()) and diff.max() <= CAP, (
-                f"{role}.{name}: {int(outside.sum())} of {p.numel()} entries differ, max {float(diff.max()):.2e}"
-            )
+    pairs = [(eager.agent.nets, captured.agent.nets, ""), (eager.agent.targets, captured.agent.targets, "target ")]
+    for nets, others, kind in pairs:
+        for role, net in nets.items():
+            other = dict(others[role].named_parameters())
+            for name, p in net.named_parameters():
+                q = other[name].detach()
+                assert p.shape == q.shape, f"{kind}{role}.{name}"
+                diff = (q - p.detach()).abs()
+                outside = diff > ATOL + RTOL * p.detach().abs()
+                assert int(outside.sum()) <= max(1, OUTLIERS * p.numel()) and diff.max() <= CAP, (
+                    f"{kind}{role}.{name}: {int(outside.sum())} of {p.numel()} entries differ, "
+                    f"max {float(diff.max()):.2e}"
+                )
     for key, value in eager.agent.log_values().items():
         torch.testing.assert_close(captured.agent.log_values()[key].float(), value.float(), atol=ATOL, rtol=RTOL)
     # Masked entries are exactly zero in the captured run too (online and target networks).
@@ -127,8 +181,7 @@ def _assert_close(eager: loop.Run, captured: loop.Run) -> None:
                     assert not module.weight[~module.mask].any(), f"{role}.{name}: masked weights are not zero"
 
 
-@pytest.mark.parametrize("method", list(METHOD_PARAMS))
-@pytest.mark.parametrize("agent", list(AGENT_SETUPS))
+@pytest.mark.parametrize(("agent", "method"), CASES)
 def test_captured_update_matches_eager(agent, method):
     eager, captured, start = _two_runs(agent, method)
     updater = capture.CapturedUpdate(captured.agent, "compile", backend="eager")
@@ -146,13 +199,20 @@ def test_captured_update_matches_eager(agent, method):
         (m,) = captured.methods
         assert sum(g.topology_updates for g in m.growth.values()) >= 1
         assert updater.eager_updates >= 2  # topology updates run eagerly
-    if method in ("rigl", "gmp"):
+    if method in ("rigl", "gmp", "set"):
         (m,) = captured.methods
         assert sum(m.mask_updates.values()) >= 1
         assert updater.eager_updates >= 2
     if method == "redo":
         (m,) = captured.methods
         assert m.recycles >= 1
+    if agent == "dqn":
+        assert set(updater._compiled) == {True, False}, "the target-copy variant did not run captured"
+    if agent == "ppo":
+        # The second iteration's decayed lr reached the capture.
+        (group,) = captured.agent.optimizers["actor"].param_groups
+        assert group["lr"] < captured.agent.params.lr
+        assert float(updater.views["actor"].groups[0].lr) == pytest.approx(group["lr"])
     _assert_close(eager, captured)
 
 
@@ -218,21 +278,35 @@ def test_captured_update_matches_eager_on_cuda(agent, method, mode):
     _assert_close(eager, captured)
 
 
-def test_train_with_compile_tracks_the_eager_run(tmp_path, monkeypatch):
-    """`neuroplastic train --compile compile` end to end (NE, TD3): the same metrics as the eager run, within the
-    capture tolerance; the manifest records the mode. Actions are random until the last 40 env steps, so the two
-    runs see the same transitions up to rounding."""
+TRAIN_SETUPS = {
+    "td3": (
+        {
+            "agent": {"name": "td3", "hidden": 32, "batch_size": 32},
+            "method": [{"name": "ne_code", "growth": {"delta": 10}}],
+        },
+        ("critic_loss", "actor_loss", "updates", "density.critic", "topology.updates.critic"),
+    ),
+    "dqn": (
+        {
+            "agent": {"name": "dqn", "hidden": 32, "batch_size": 32, "target_update_period": 7},
+            "env": "CartPole-v1",
+            "method": [{"name": "ne_code", "nets": "critic", "growth": {"delta": 10}}],
+        },
+        ("critic_loss", "q_mean", "updates", "density.critic", "topology.updates.critic"),
+    ),
+}
+
+
+@pytest.mark.parametrize("agent", list(TRAIN_SETUPS))
+def test_train_with_compile_tracks_the_eager_run(tmp_path, monkeypatch, agent):
+    """`neuroplastic train --compile compile` end to end (NE with TD3; NE with DQN, whose target copies run
+    captured): the same metrics as the eager run, within the capture tolerance; the manifest records the mode.
+    Actions are random until the last 40 env steps, so the two runs see the same transitions up to rounding."""
     from neuroplastic import runlog
 
     monkeypatch.setenv(capture.BACKEND_ENV, "eager")
-    raw = tiny_config(
-        agent={"name": "td3", "hidden": 32, "batch_size": 32},
-        method=[{"name": "ne_code", "growth": {"delta": 10}}],
-        steps=300,
-        start_steps=260,
-        log_every=300,
-        eval_every=300,
-    )
+    overrides, keys = TRAIN_SETUPS[agent]
+    raw = tiny_config(**overrides, steps=300, start_steps=260, log_every=300, eval_every=300)
     rows = {}
     for mode in ("off", "compile"):
         out = tmp_path / mode
@@ -240,16 +314,49 @@ def test_train_with_compile_tracks_the_eager_run(tmp_path, monkeypatch):
         rows[mode] = {(s, k): v for s, k, v in runlog.read_jsonl(out / runlog.METRICS_JSONL)}
         assert json.loads((out / runlog.MANIFEST_JSON).read_text())["compile"] == mode
     assert rows["off"].keys() == rows["compile"].keys()
-    for key in ("critic_loss", "actor_loss", "updates", "density.critic", "topology.updates.critic"):
+    for key in keys:
         (k,) = [k for k in rows["off"] if k[1] == key]
         assert rows["compile"][k] == pytest.approx(rows["off"][k], rel=1e-3, abs=1e-5), key
 
 
-def test_agents_without_a_captured_update_run_eagerly_with_a_warning():
-    cfg = config.resolve(
-        tiny_config(agent={"name": "dqn", "hidden": 16}, env="CartPole-v1", steps=400, start_steps=100)
-    )
-    run = loop.build(cfg, torch.device("cpu"))
-    with pytest.warns(UserWarning, match="'dqn' has no captured update"):
-        update = capture.make_update(run.agent, "compile")
-    assert update == run.agent.update
+def test_dqn_runs_captured_and_copies_its_target_on_the_right_updates():
+    """`make_update` gives DQN a `CapturedUpdate`; the hard target copy is the `policy` variant, decided on the
+    host, so the copy updates run captured too, and right after one the target equals the online network."""
+    _, run, _ = _two_runs("dqn", "none")
+    period = run.agent.cfg.target_update_period
+    update = capture.make_update(run.agent, "compile", backend="eager")
+    assert isinstance(update, capture.CapturedUpdate)
+    online, target = run.agent.nets["critic"], run.agent.targets["critic"]
+    for _ in range(3 * period):
+        before = update.captured_updates
+        update(run.replay.sample(run.agent.params.batch_size))
+        n = run.agent.updates
+        equal = all(torch.equal(p, q) for p, q in zip(online.parameters(), target.parameters(), strict=True))
+        assert equal == (n % period == 0), n
+        if n > 1:  # the first update runs eagerly (Adam has no state yet)
+            assert update.captured_updates == before + 1, n
+    assert set(update._compiled) == {True, False}
+    assert update.captured_updates == 3 * period - 1
+
+
+def test_ppo_runs_captured_from_its_rollouts():
+    """`make_update` gives PPO a `CapturedUpdate` that the loop's on-policy path drives: minibatch steps run
+    captured across iterations; the normalisers are updated in place (the capture keeps reading their tensors)
+    and the decayed lr of each iteration reaches the capture."""
+    _, run, start = _two_runs("ppo", "none")
+    agent = run.agent
+    update = capture.make_update(agent, "compile", backend="eager")
+    assert isinstance(update, capture.CapturedUpdate)
+    norm = (agent.obs_norm.mean, agent.obs_norm.var, agent.reward_norm.var)
+    lrs = []
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for t in range(start, run.cfg.steps, agent.params.rollout_length):
+            run.replay.pos = run.replay.length
+            for batch in loop.update_batches(run, loop.LoopState(), t):
+                update(batch)
+            lrs.append(float(update.views["actor"].groups[0].lr))
+    assert agent.updates == UPDATES and update.captured_updates == UPDATES - 1
+    after = (agent.obs_norm.mean, agent.obs_norm.var, agent.reward_norm.var)
+    assert all(a is b for a, b in zip(norm, after, strict=True))
+    assert agent.obs_norm.count == 2 * agent.params.rollout_length
+    assert lrs == pytest.approx([agent.params.lr, agent.params.lr * 2 / 3])

@@ -33,7 +33,11 @@ AGENT_SETUPS = {
         },
         30,
     ),
-    "dqn": ({"agent": {"name": "dqn", "hidden": 16, "batch_size": 32}, "env": "CartPole-v1"}, 300),
+    # target_update_period 4: the captured steps include both variants (with and without the target copy).
+    "dqn": (
+        {"agent": {"name": "dqn", "hidden": 16, "batch_size": 32, "target_update_period": 4}, "env": "CartPole-v1"},
+        300,
+    ),
     # On-policy: the update batches come from the full rollout (`loop.update_batches`), prepared inside the guard.
     "ppo": ({"agent": {"name": "ppo", "hidden": 16, "rollout_length": 64, "batch_size": 16}, "start_steps": 0}, 63),
 }
@@ -59,32 +63,40 @@ def test_update_has_no_host_sync(agent):
             run.agent.update(batch)
 
 
-# Agents with a captured form (PPO and DQN implement `update` directly and run eagerly under --compile).
+# Agents with a captured form (`learn`): all of them.
 CAPTURABLE = sorted(a for a in AGENTS if a in AGENT_SETUPS and AGENTS[a].learn is not Agent.learn)
+# Per agent: overrides of the method's params (DQN's only network is the "critic").
+METHOD_OVERRIDES = {"dqn": {"nets": "critic"}}
 
 
-def test_every_off_policy_replay_agent_but_dqn_is_capturable():
-    assert CAPTURABLE == ["drqv2", "sac", "td3"]
+def test_every_agent_is_capturable():
+    assert CAPTURABLE == sorted(AGENTS) == sorted(AGENT_SETUPS)
 
 
 @pytest.mark.parametrize("method", [None, "ne_code"])
 @pytest.mark.parametrize("agent", CAPTURABLE)
 def test_captured_step_has_no_host_sync(agent, method):
     """The captured update's host side (event checks, method clocks, fingerprints, host-value refresh) and the
-    compiled call itself. Tracing happens before the trap: the compiler may read tensors while it traces."""
+    compiled call itself. Tracing happens before the trap: the compiler may read tensors while it traces. PPO:
+    the minibatches of a full rollout (preparing it, before the trap; the lr and epochs on the host, inside)."""
     from neuroplastic import capture
 
     overrides, collect_steps = AGENT_SETUPS[agent]
-    methods = [{"name": method, "growth": {"delta": 1000}}] if method else []
+    methods = [{"name": method, **METHOD_OVERRIDES.get(agent, {}), "growth": {"delta": 1000}}] if method else []
     cfg = tiny_config(**{"agent": agent, **overrides, "method": methods})
     run = loop.build(config.resolve(cfg), torch.device("cpu"))
     state = loop.LoopState()
     for t in range(1, collect_steps + 1):
         loop.collect(run, state, t)
+    if run.agent.on_policy:
+        loop.collect(run, state, collect_steps + 1)  # the rollout's last step: now it is full
+        batches = loop.update_batches(run, state, collect_steps + 1)
+    else:
+        batches = iter(lambda: run.replay.sample(run.agent.params.batch_size), None)
     update = capture.CapturedUpdate(run.agent, "compile", backend="eager")
-    for _ in range(4):  # Adam state (eager), then both traced variants
-        update(run.replay.sample(run.agent.params.batch_size))
+    for _ in range(4):  # Adam state (eager), then both traced variants (DQN: with the target copy at update 4)
+        update(next(batches))
     with forbid_host_sync():
         for _ in range(4):
-            update(run.replay.sample(run.agent.params.batch_size))
+            update(next(batches))
     assert update.captured_updates >= 4

@@ -153,7 +153,8 @@ class Agent:
         self.learn(batch, self.updates, self.policy_update(self.updates))
 
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
-        """The tensor work of update number `update`; `policy`: the actor (and targets) update too.
+        """The tensor work of update number `update`; `policy`: the actor (and targets) update too (DQN: the
+        hard target copy).
 
         Branches only on `policy` and on `capture_key()`, never on other Python state that changes between
         updates, so the captured update (capture.py) can trace it once per `policy` value.
@@ -161,7 +162,8 @@ class Agent:
         raise NotImplementedError
 
     def policy_update(self, update: int) -> bool:
-        """Whether update number `update` updates the actor too (TD3 delays it; others update it every time)."""
+        """Whether update number `update` updates the actor too (TD3 delays it; DQN: whether its periodic target
+        copy is due; others update it every time)."""
         return True
 
     def update_roles(self, policy: bool) -> tuple[str, ...]:

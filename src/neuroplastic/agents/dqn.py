@@ -209,14 +209,19 @@ class DQN(Agent):
             next_q = next_target.max(dim=1, keepdim=True).values
         return reward + batch.not_done * p.gamma * next_q
 
-    def update(self, batch: Batch) -> None:
-        self.updates += 1
+    def policy_update(self, update: int) -> bool:
+        """Whether update number `update` ends with the hard target copy (every `target_update_period` updates):
+        the host decides it, so the captured update traces one variant with the copy and one without."""
+        return update % self.cfg.target_update_period == 0
+
+    def learn(self, batch: Batch, update: int, policy: bool) -> None:
+        """One TD step of the Q-network; `policy`: then copy it into the target network."""
         target = self.td_target(batch)
         q_all = self.nets["critic"](batch.obs)
         q = q_all.gather(1, batch.action.long().view(-1, 1))
         loss = td_loss(q, target, self.cfg.loss)
-        self._optimize("critic", loss)
-        if self.updates % self.cfg.target_update_period == 0:
+        self._optimize("critic", loss, update)
+        if policy:
             with torch.no_grad():
                 torch._foreach_copy_(list(self.targets["critic"].parameters()), list(self.nets["critic"].parameters()))
             self.methods.after_target_update(self)

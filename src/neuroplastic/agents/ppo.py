@@ -112,7 +112,10 @@ def clipped_surrogate(
 
 
 class RunningMeanVar:
-    """Streaming mean and (population) variance over batches (Chan et al.'s parallel update), float64."""
+    """Streaming mean and (population) variance over batches (Chan et al.'s parallel update), float64.
+
+    `mean` and `var` are updated in place (also by `load_state_dict`): the captured update (capture.py) holds the
+    tensors it read, so a new tensor would go stale in a CUDA graph and recompile a compiled update."""
 
     def __init__(self, shape: tuple[int, ...], device: torch.device) -> None:
         self.count = 0
@@ -124,21 +127,25 @@ class RunningMeanVar:
         n = x.shape[0]
         mean, var = x.mean(0), x.var(0, unbiased=False)
         if self.count == 0:
-            self.mean, self.var, self.count = mean, var, n
+            self.mean.copy_(mean)
+            self.var.copy_(var)
+            self.count = n
             return
         total = self.count + n
         delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.var = (self.var * self.count + var * n + delta.pow(2) * (self.count * n / total)) / total
+        var = (self.var * self.count + var * n + delta.pow(2) * (self.count * n / total)) / total
+        self.mean.add_(delta * (n / total))
+        self.var.copy_(var)
         self.count = total
 
     def state_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "mean": self.mean.cpu(), "var": self.var.cpu()}
+        # Copies: the live tensors change in place.
+        return {"count": self.count, "mean": self.mean.to("cpu", copy=True), "var": self.var.to("cpu", copy=True)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.count = state["count"]
-        self.mean = state["mean"].to(self.mean.device)
-        self.var = state["var"].to(self.var.device)
+        self.mean.copy_(state["mean"])
+        self.var.copy_(state["var"])
 
 
 class RolloutStore(Replay):
@@ -392,9 +399,10 @@ class PPO(Agent):
                 idx = order[k * size : (k + 1) * size]
                 yield PPOBatch(*(x[idx] for x in data))
 
-    def update(self, batch: PPOBatch) -> None:
+    def learn(self, batch: PPOBatch, update: int, policy: bool) -> None:
+        """One minibatch gradient step of actor and critic together (`policy` is always True). Reads the
+        normalisers' tensors, which `prepare` updates in place, and the lr the host set in the param groups."""
         p = self.params
-        self.updates += 1
         obs = self.normalize_obs(batch.obs)
         log_prob, entropy = self.nets["actor"].log_prob(obs, batch.action)
         adv = batch.advantage
@@ -406,7 +414,7 @@ class PPO(Agent):
         loss = policy_loss + p.value_coef * value_loss - p.entropy_coef * entropy.mean()
         if p.weight_decay:
             loss = loss + p.weight_decay * 0.5 * torch.stack([w.pow(2).sum() for w in self._kernels]).sum()
-        self._optimize(("actor", "critic"), loss, max_grad_norm=p.max_grad_norm)
+        self._optimize(("actor", "critic"), loss, update, max_grad_norm=p.max_grad_norm)
         ratio = torch.exp(log_prob.detach() - batch.old_log_prob)
         self.record(
             {"policy_loss": policy_loss, "value_loss": value_loss},

@@ -250,6 +250,7 @@ class NE(Method):
                 self.growth[r].tick(update)
         for role in self.topology.roles:
             self.topology.refresh_(role)
+            self.topology.refresh_targets_(agent.targets, role)
 
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
         growth = self.growth.get(net)

@@ -209,6 +209,7 @@ class SparseTraining(Method):
         if self.topology is not None:
             for role in self.topology.roles:
                 self.topology.refresh_(role)
+                self.topology.refresh_targets_(agent.targets, role)
 
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         topo = self.topology

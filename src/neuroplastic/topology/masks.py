@@ -158,6 +158,7 @@ class Topology:
         self.layers: dict[str, list[SparseLayer]] = {r: find_layers(nets[r], r) for r in roles}
         self._apply_cache: dict[str, tuple[list, list[torch.Tensor], list[torch.Tensor]]] = {}
         self._target_cache: dict[str, tuple] = {}
+        self._traced_targets: dict[str, tuple] = {}
 
     @property
     def roles(self) -> list[str]:
@@ -268,22 +269,17 @@ class Topology:
         if role not in targets:
             return
         _, float_masks = self._apply_lists(role)
-        if capture.tracing() and role in self._target_cache:
-            if self._target_cache[role][2]:
-                torch._foreach_mul_(self._target_cache[role][2], float_masks)
+        if capture.tracing() and role in self._traced_targets:
+            # The target weights as `refresh_targets_` left them just before the captured call.
+            if self._traced_targets[role][2]:
+                torch._foreach_mul_(self._traced_targets[role][2], float_masks)
             return
         online_masks = self._apply_cache[role][0]
         cached = self._target_cache.get(role)
         stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
         refreshed = stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True))
         if refreshed:
-            by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MASKED_LAYERS)}
-            target_weights = []
-            for layer in self.sparse_layers(role):
-                target = by_name[layer.name]
-                target.mask = layer.mask
-                target_weights.append(target.weight)
-            cached = (targets[role], list(online_masks), target_weights)
+            cached = (targets[role], list(online_masks), self._point_target_masks(targets, role))
             self._target_cache[role] = cached
         # Between mask changes the product is the identity: online weights are zero outside their masks after
         # every optimizer step (`apply_`), so a Polyak update keeps the target's masked entries at exactly zero.
@@ -291,6 +287,29 @@ class Topology:
         # captured update cannot see this host-side check, so it always multiplies.
         if cached[2] and (refreshed or capture.tracing()):
             torch._foreach_mul_(cached[2], float_masks)
+
+    def refresh_targets_(self, targets: dict[str, nn.Module], role: str) -> None:
+        """Host side, before every captured update (after `refresh_`): the target weights a captured
+        `mask_targets_` multiplies, and the target's mask buffers pointed at the online masks, brought up to date
+        when the targets or the online masks changed. A captured target update then needs no host-side check,
+        also when it is the run's first (DQN's periodic copy) or the first after a topology update. The eager
+        path keeps its own record (`_target_cache`), so it still multiplies once after a mask change."""
+        if role not in targets:
+            return
+        online_masks = self._apply_cache[role][0]
+        cached = self._traced_targets.get(role)
+        if cached is None or cached[0] is not targets[role] or cached[1] is not online_masks:
+            self._traced_targets[role] = (targets[role], online_masks, self._point_target_masks(targets, role))
+
+    def _point_target_masks(self, targets: dict[str, nn.Module], role: str) -> list[torch.Tensor]:
+        """Point the target's mask buffers of `role`'s sparse layers at the online masks; their target weights."""
+        by_name = {name: m for name, m in targets[role].named_modules() if isinstance(m, MASKED_LAYERS)}
+        target_weights = []
+        for layer in self.sparse_layers(role):
+            target = by_name[layer.name]
+            target.mask = layer.mask
+            target_weights.append(target.weight)
+        return target_weights
 
     # --- density (from masks, on the device) ----------------------------------------------------
     def active_counts(self, role: str | None = None) -> dict[str, torch.Tensor]:
