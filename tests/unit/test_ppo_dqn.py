@@ -277,3 +277,26 @@ def test_scaled_dense_matches_sparse_parameter_count(spec, sparsity):
             strict=True,
         )
     )
+
+
+def test_ppo_weight_decay_follows_networks_that_plasticity_injection_replaces():
+    cfg = {
+        "agent": {
+            "name": "ppo",
+            "hidden": 16,
+            "rollout_length": 32,
+            "batch_size": 16,
+            "epochs": 1,
+            "weight_decay": 1e-3,
+        },
+        "env": "Hopper-v4",
+        "steps": 256,
+        "start_steps": 0,
+        "method": [{"name": "plasticity_injection", "at_step": 40}],
+    }
+    run = _train_briefly(cfg, updates=2)
+    before = {id(w) for w in run.agent.decayed_kernels()}
+    run = _train_briefly(cfg, updates=8)  # the injection at step 40 happened, then more updates
+    live = {id(p) for r in ("actor", "critic") for p in run.agent.nets[r].parameters()}
+    kernels = {id(w) for w in run.agent.decayed_kernels()}
+    assert kernels <= live and len(kernels) > len(before)  # the injected heads' kernels are decayed too

@@ -273,7 +273,6 @@ class PPO(Agent):
         self.iterations = 0
         self.total_iterations = 1
         self.last_sample: np.ndarray | None = None
-        self._kernels = [m.weight for r in ("actor", "critic") for m in self.nets[r].modules() if hasattr(m, "mask")]
 
     @classmethod
     def config_problems(cls, cfg, params: dict) -> list[str]:
@@ -399,6 +398,11 @@ class PPO(Agent):
                 idx = order[k * size : (k + 1) * size]
                 yield PPOBatch(*(x[idx] for x in data))
 
+    def decayed_kernels(self) -> list[torch.Tensor]:
+        """The linear kernels weight decay acts on, read from the networks at each update: Reset and Plasticity
+        Injection replace modules, so a list kept from build time would decay tensors no longer trained."""
+        return [m.weight for r in ("actor", "critic") for m in self.nets[r].modules() if hasattr(m, "mask")]
+
     def learn(self, batch: PPOBatch, update: int, policy: bool) -> None:
         """One minibatch gradient step of actor and critic together (`policy` is always True). Reads the
         normalisers' tensors, which `prepare` updates in place, and the lr the host set in the param groups."""
@@ -413,7 +417,7 @@ class PPO(Agent):
         value_loss = (batch.ret - value).pow(2).mean()
         loss = policy_loss + p.value_coef * value_loss - p.entropy_coef * entropy.mean()
         if p.weight_decay:
-            loss = loss + p.weight_decay * 0.5 * torch.stack([w.pow(2).sum() for w in self._kernels]).sum()
+            loss = loss + p.weight_decay * 0.5 * torch.stack([w.pow(2).sum() for w in self.decayed_kernels()]).sum()
         self._optimize(("actor", "critic"), loss, update, max_grad_norm=p.max_grad_norm)
         ratio = torch.exp(log_prob.detach() - batch.old_log_prob)
         self.record(
