@@ -41,6 +41,7 @@ import torch
 from neuroplastic import capture, config, loop
 from neuroplastic.agents import AGENTS
 from neuroplastic.analysis.estimate import measure as loop_steps_per_s
+from neuroplastic.threads import limit_threads
 
 # The networks and envs the paper grid uses per agent (TD3 with the NE code's critic, as in config/paper.yaml;
 # the sparse-training study's PPO and DQN with their defaults). A case is an agent on one env family: DQN's MLP on
@@ -411,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write the JSON here")
     ap.add_argument("--packing-worker", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     device = torch.device(args.device)
     args.modes = (
         args.modes.split(",") if args.modes else (["off", "compile", "graphs"] if device.type == "cuda" else ["off"])

@@ -13,10 +13,10 @@ from pathlib import Path
 
 
 def _set_threads(threads: int | None) -> None:
-    import torch
-
     if threads:
-        torch.set_num_threads(threads)
+        from neuroplastic.threads import limit_threads
+
+        limit_threads(threads)
 
 
 def _pin_gpu(args: argparse.Namespace, runs_dir: Path) -> None:

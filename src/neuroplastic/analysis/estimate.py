@@ -103,7 +103,9 @@ def measure(run: dict[str, Any], iterations: int, device: str, threads: int | No
     from neuroplastic import capture, config, loop
 
     if threads:
-        torch.set_num_threads(threads)
+        from neuroplastic.threads import limit_threads
+
+        limit_threads(threads)
     trial = dict(run)
     batch = int(run["agent"].get("batch_size") or 256)
     trial["start_steps"] = min(int(run["start_steps"]), max(batch, 1000))
