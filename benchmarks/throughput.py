@@ -55,6 +55,8 @@ AGENT_RUNS: dict[str, dict[str, Any]] = {
     "dqn-atari": {"agent": {"name": "dqn"}, "env": "ALE/Pong-v5"},
 }
 STUDY_METHODS = ["none", "static", "set", "rigl", "gmp", "dense_scaled"]
+# The study's sparse variants train without the methods' own weight decay (config/paper.yaml: PPO's L2 is the agent's).
+STUDY_METHOD_PARAMS = {name: {"weight_decay": 0.0} for name in ("static", "set", "rigl", "gmp")}
 # Per agent, the methods the paper grid trains it with; `name@delta` sets Δ (NE overhead goals: 100 and 10⁴).
 AGENT_METHODS: dict[str, list[str]] = {
     "td3": [
@@ -147,6 +149,8 @@ def run_config(agent: str, method: str, steps: int, start_steps: int, small: boo
         "checkpoint_every": 0,
         "method": method_entry(method),
     }
+    if AGENT_METHODS[agent] is STUDY_METHODS:
+        raw["method"] = [{**m, **STUDY_METHOD_PARAMS.get(m["name"], {})} for m in raw["method"]]
     return config.resolve(raw, source="throughput benchmark")
 
 

@@ -68,6 +68,28 @@ class MaskedConv2d(nn.Conv2d):
 MASKED_LAYERS = (MaskedLinear, MaskedConv2d)
 
 
+class _SumOfSquares(torch.autograd.Function):
+    """Σ w² with the gradient 2w·g written out. Autograd's `w.pow(2).sum()` takes ~4 passes over w forward and
+    backward (pow, pow(w, 1), two products); on the Nature CNN's 1.7M kernel entries an L2 term cost DQN ~20% of
+    its update (benchmarks). The gradient is bit-identical to the pow form's."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(w)
+        flat = w.reshape(-1)
+        return torch.dot(flat, flat)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (w,) = ctx.saved_tensors
+        return w * (2 * grad)
+
+
+def sum_of_squares(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Σ over `weights` of Σ w² (an L2 penalty's sum), differentiable."""
+    return torch.stack([_SumOfSquares.apply(w) for w in weights]).sum()
+
+
 def crelu(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((F.relu(x), F.relu(-x)), dim=-1)
 

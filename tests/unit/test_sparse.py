@@ -415,3 +415,19 @@ def test_grad_snr_method_logs_without_touching_training_streams(agent_name):
     snr_all = GradSNR(GradSNR.Params(batch_size=64, entries="all"), snr.ctx)
     snr_all.generator.manual_seed(7)
     assert float(snr_all.measure(agent, replay)) < active
+
+
+def test_sum_of_squares_matches_the_pow_form_with_bit_identical_gradients():
+    from neuroplastic.nets import sum_of_squares
+
+    g = torch.Generator().manual_seed(3)
+    ws = [torch.randn(s, generator=g, requires_grad=True) for s in [(8, 4, 3, 3), (16, 72), (5,)]]
+    fast = 1e-4 * sum_of_squares(ws)
+    fast.backward()
+    fast_grads = [w.grad.clone() for w in ws]
+    for w in ws:
+        w.grad = None
+    reference = 1e-4 * torch.stack([w.pow(2).sum() for w in ws]).sum()
+    reference.backward()
+    assert fast.item() == pytest.approx(reference.item(), rel=1e-6)
+    assert all(torch.equal(a, w.grad) for a, w in zip(fast_grads, ws, strict=True))

@@ -38,7 +38,7 @@ from pydantic import Field
 from torch import nn
 
 from neuroplastic.agents.base import Agent, AgentParams
-from neuroplastic.nets import MLP, MLPSpec
+from neuroplastic.nets import MLP, MLPSpec, sum_of_squares
 from neuroplastic.replay import Batch, Replay
 
 NORM_EPS = 1e-8
@@ -417,7 +417,7 @@ class PPO(Agent):
         value_loss = (batch.ret - value).pow(2).mean()
         loss = policy_loss + p.value_coef * value_loss - p.entropy_coef * entropy.mean()
         if p.weight_decay:
-            loss = loss + p.weight_decay * 0.5 * torch.stack([w.pow(2).sum() for w in self.decayed_kernels()]).sum()
+            loss = loss + p.weight_decay * 0.5 * sum_of_squares(self.decayed_kernels())
         self._optimize(("actor", "critic"), loss, update, max_grad_norm=p.max_grad_norm)
         ratio = torch.exp(log_prob.detach() - batch.old_log_prob)
         self.record(

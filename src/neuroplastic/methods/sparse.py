@@ -49,6 +49,7 @@ from pydantic import Field, model_validator
 from neuroplastic import capture
 from neuroplastic.methods._common import Nets, select_nets
 from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
+from neuroplastic.nets import sum_of_squares
 from neuroplastic.topology import ops
 from neuroplastic.topology.distribution import layer_sparsities
 from neuroplastic.topology.masks import SparseLayer, Topology, budget_shapes
@@ -189,7 +190,7 @@ class SparseTraining(Method):
     def extra_loss(self, agent: Agent, net: str) -> torch.Tensor | None:
         if self.params.weight_decay == 0.0 or net not in self._kernels:
             return None
-        return self.params.weight_decay * torch.stack([w.pow(2).sum() for w in self._kernels[net]]).sum()
+        return self.params.weight_decay * sum_of_squares(self._kernels[net])
 
     def due_point(self, role: str, t: int) -> int | None:
         """The latest scheduled position ≤ t not yet served for `role` (None if nothing is due)."""
