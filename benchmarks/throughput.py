@@ -54,6 +54,7 @@ AGENT_RUNS: dict[str, dict[str, Any]] = {
     "dqn": {"agent": {"name": "dqn"}, "env": "CartPole-v1"},
     "dqn-atari": {"agent": {"name": "dqn"}, "env": "ALE/Pong-v5"},
 }
+STUDY_CASES = ("ppo", "dqn", "dqn-atari")
 STUDY_METHODS = ["none", "static", "set", "rigl", "gmp", "dense_scaled"]
 # The study's sparse variants train without the methods' own weight decay (config/paper.yaml: PPO's L2 is the agent's).
 STUDY_METHOD_PARAMS = {name: {"weight_decay": 0.0} for name in ("static", "set", "rigl", "gmp")}
@@ -73,9 +74,7 @@ AGENT_METHODS: dict[str, list[str]] = {
     ],
     "sac": ["none", "static", "set", "rigl", "gmp"],
     "drqv2": ["none", "ne", "redo", "reset", "layernorm", "plasticity_injection", "adaptive_rr"],
-    "ppo": STUDY_METHODS,
-    "dqn": STUDY_METHODS,
-    "dqn-atari": STUDY_METHODS,
+    **{case: STUDY_METHODS for case in STUDY_CASES},
 }
 PACKING = (1, 2, 4, 8, 16)
 
@@ -149,7 +148,7 @@ def run_config(agent: str, method: str, steps: int, start_steps: int, small: boo
         "checkpoint_every": 0,
         "method": method_entry(method),
     }
-    if AGENT_METHODS[agent] is STUDY_METHODS:
+    if agent in STUDY_CASES:
         raw["method"] = [{**m, **STUDY_METHOD_PARAMS.get(m["name"], {})} for m in raw["method"]]
     return config.resolve(raw, source="throughput benchmark")
 
