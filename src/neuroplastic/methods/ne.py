@@ -248,9 +248,7 @@ class NE(Method):
         for r in roles:
             if r in self.growth:
                 self.growth[r].tick(update)
-        for role in self.topology.roles:
-            self.topology.refresh_(role)
-            self.topology.refresh_targets_(agent.targets, role)
+        self.topology.before_capture_(agent.targets)
 
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
         growth = self.growth.get(net)

@@ -208,9 +208,7 @@ class SparseTraining(Method):
 
     def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
         if self.topology is not None:
-            for role in self.topology.roles:
-                self.topology.refresh_(role)
-                self.topology.refresh_targets_(agent.targets, role)
+            self.topology.before_capture_(agent.targets)
 
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         topo = self.topology

@@ -288,6 +288,13 @@ class Topology:
         if cached[2] and (refreshed or capture.tracing()):
             torch._foreach_mul_(cached[2], float_masks)
 
+    def before_capture_(self, targets: dict[str, nn.Module]) -> None:
+        """Host side, before every captured update: every role's weight and mask lists (`refresh_`) and target
+        lists (`refresh_targets_`), which the captured function reads without checks."""
+        for role in self.roles:
+            self.refresh_(role)
+            self.refresh_targets_(targets, role)
+
     def refresh_targets_(self, targets: dict[str, nn.Module], role: str) -> None:
         """Host side, before every captured update (after `refresh_`): the target weights a captured
         `mask_targets_` multiplies, and the target's mask buffers pointed at the online masks, brought up to date
