@@ -89,7 +89,9 @@ class RunConfig(_Strict):
     env: str = Field(description="Environment id, e.g. `Hopper-v4`, `dmc:cheetah-run`, `dmc-pixels:walker-walk`.")
     env_options: dict[str, Any] = Field(
         default_factory=dict,
-        description="DMC env options (episode_frames, action_repeat, frame_stack, size, camera); gymnasium: none.",
+        description=(
+            "DMC env options (episode_frames, action_repeat, frame_stack, size, camera); MuJoCo: contact_margin: max."
+        ),
     )
     seed: int = Field(0, ge=0, description="Seeds python, numpy, torch, the env, its action space and the eval env.")
     steps: int = Field(gt=0, description="Total environment steps.")
