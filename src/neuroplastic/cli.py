@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -134,11 +135,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from neuroplastic.agents import AGENTS
     from neuroplastic.config import RunConfig
     from neuroplastic.methods import METHODS
+    from neuroplastic.presets import PRESETS
 
     schema = {
         "run": RunConfig.model_json_schema(),
         "agents": {k: v.Params.model_json_schema() for k, v in sorted(AGENTS.items())},
         "methods": {k: v.Params.model_json_schema() for k, v in sorted(METHODS.items())},
+        # `preset: <name>` in a run config fills the keys it leaves unset with these (neuroplastic.presets).
+        "presets": {k: dataclasses.asdict(p) for k, p in sorted(PRESETS.items())},
     }
     print(json.dumps(schema, indent=2, sort_keys=True))
     return 0

@@ -89,7 +89,9 @@ class RunConfig(_Strict):
     env: str = Field(description="Environment id, e.g. `Hopper-v4`, `dmc:cheetah-run`, `dmc-pixels:walker-walk`.")
     env_options: dict[str, Any] = Field(
         default_factory=dict,
-        description="DMC env options (episode_frames, action_repeat, frame_stack, size, camera); gymnasium: none.",
+        description=(
+            "DMC env options (episode_frames, action_repeat, frame_stack, size, camera); MuJoCo: contact_margin: max."
+        ),
     )
     seed: int = Field(0, ge=0, description="Seeds python, numpy, torch, the env, its action space and the eval env.")
     steps: int = Field(gt=0, description="Total environment steps.")
@@ -99,6 +101,11 @@ class RunConfig(_Strict):
     log_every: int = Field(5_000, gt=0, description="Env steps between loss/plasticity metric rows.")
     metrics_batch: int = Field(256, gt=0, description="Replay batch size for plasticity metrics.")
     checkpoint_every: int = Field(50_000, ge=0, description="Env steps between checkpoints (0 = never checkpoint).")
+    update_schedule: Literal["step", "episode_end"] = Field(
+        "step",
+        description="`step`: the updates of env step t right after it; `episode_end`: the same updates, all at the "
+        "end of the episode (the TD3 paper's protocol; loop.py).",
+    )
     method: list[dict[str, Any]] = Field(
         default_factory=list, description="Interventions applied to the agent, in order; empty = plain agent."
     )
@@ -175,9 +182,15 @@ def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
     from neuroplastic.agents import AGENTS
     from neuroplastic.envs import env_id_problem
     from neuroplastic.methods import METHODS
+    from neuroplastic.presets import PresetError
+    from neuroplastic.presets import apply as apply_preset
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        data = apply_preset(data)
+    except PresetError as err:
+        raise ConfigError(f"{source}: invalid run config\n  {err}") from None
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
@@ -202,6 +215,10 @@ def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
         problems += [f"probe: {p}" for p in probe_problems(cfg, agent)]
     if agent is not None and not problems:
         cls = AGENTS[agent["name"]]
+        if cfg.update_schedule != "step" and cls.on_policy:
+            problems.append(
+                f"update_schedule: {cfg.update_schedule!r} needs an off-policy agent, not {agent['name']!r}"
+            )
         for m in methods:
             method_cls = METHODS[m["name"]]
             supported = getattr(method_cls, "agents", None)
@@ -261,6 +278,8 @@ def canonical_json(cfg: RunConfig) -> str:
     # Keys added after the first runs are left out at their empty default, so earlier run ids stay valid.
     if not data.get("env_options"):
         data.pop("env_options", None)
+    if data.get("update_schedule") == "step":
+        data.pop("update_schedule")
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -12,7 +12,8 @@ continual `cycling` env, cycling.py) come through the same function. `get_state`
 simulator state (MjData, including solver warm-start), the env's RNG and the time-limit counter (for DMC also
 the task RNG, the step counters and the frame stack), so a run resumed from a checkpoint mid-episode continues
 bit-identically. `options` (the run config's `env_options`) tune DMC envs (episode length, action repeat, ...);
-gymnasium envs take none.
+gymnasium MuJoCo envs take one, `contact_margin: max` (MuJoCo ≤ 3.4 contact margins on MuJoCo ≥ 3.5, see
+`MUJOCO_OPTIONS`); classic-control envs take none.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ MUJOCO_VERSIONS = ("v4", "v5")
 MUJOCO_IDS = tuple(f"{t}-{v}" for t in MUJOCO_TASKS for v in MUJOCO_VERSIONS)
 # Discrete classic-control tasks of the sparse-training study's DQN runs.
 CLASSIC_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+
+# `env_options` of gymnasium MuJoCo envs, key → accepted values. `contact_margin: max`: a contact between two geoms
+# starts at the larger of their two margins, as in MuJoCo ≤ 3.4.0; MuJoCo ≥ 3.5.0 adds the two margins, so Hopper's
+# foot touches the floor from 2 mm instead of 1 mm (docs/deviations.md, "Contact margins"). Off (absent) by default.
+MUJOCO_OPTIONS = {"contact_margin": ("max",)}
+# The first MuJoCo release that sums two geoms' margins (bisected: 3.4.0 takes the maximum, 3.5.0 sums).
+MARGIN_SUM_SINCE = (3, 5, 0)
 
 
 @dataclass(frozen=True)
@@ -159,15 +167,54 @@ def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | 
         return dmc.env_id_problem(env_id, options or {})
     if atari.is_atari_id(env_id):
         return atari.env_id_problem(env_id, options or {})
-    if env_id in MUJOCO_IDS or env_id in CLASSIC_IDS or env_id == CYCLING_ENV_ID:
+    if env_id in MUJOCO_IDS:
+        return _mujoco_option_problem(env_id, options or {})
+    if env_id in CLASSIC_IDS or env_id == CYCLING_ENV_ID:
         if options:
-            return f"env_options {sorted(options)} are not accepted by gymnasium env {env_id!r} (only DMC envs)"
+            return f"env_options {sorted(options)} are not accepted by env {env_id!r} (only DMC and MuJoCo envs)"
         return None
     return (
         f"unknown env {env_id!r} (known: {', '.join(MUJOCO_IDS + CLASSIC_IDS)}, {CYCLING_ENV_ID}, "
         "dmc:<domain>-<task>, dmc-pixels:<domain>-<task> and ALE/<Game>-v5, e.g. dmc:cheetah-run, "
         "dmc-pixels:walker-walk, ALE/Pong-v5)"
     )
+
+
+def _mujoco_option_problem(env_id: str, options: dict[str, Any]) -> str | None:
+    problems = []
+    for key, value in options.items():
+        if key not in MUJOCO_OPTIONS:
+            problems.append(
+                f"env_options.{key}: unknown key for MuJoCo env {env_id!r} (known: {', '.join(MUJOCO_OPTIONS)})"
+            )
+        elif value not in MUJOCO_OPTIONS[key]:
+            allowed = ", ".join(repr(v) for v in MUJOCO_OPTIONS[key])
+            problems.append(f"env_options.{key}: must be one of {allowed} (or left out), got {value!r}")
+    return "; ".join(problems) or None
+
+
+def mujoco_version() -> tuple[int, ...]:
+    import mujoco
+
+    return tuple(int(part) for part in mujoco.__version__.split(".")[:3])
+
+
+def use_max_contact_margins(model: Any, version: tuple[int, ...] | None = None) -> None:
+    """Give `model` MuJoCo ≤ 3.4's contact margins on MuJoCo ≥ 3.5 (a no-op on older versions, which have them).
+
+    Since 3.5.0 a contact between two geoms is active within the *sum* of their margins, before within the larger
+    one. When both margins are equal, halving every geom's margin makes the sum equal the old maximum; the MuJoCo
+    models of gymnasium give all geoms of a model one margin (Hopper and Humanoid 0.001, Ant 0.01, Walker2d and
+    HalfCheetah 0), and a model that does not is refused rather than approximated.
+    """
+    if (version or mujoco_version()) < MARGIN_SUM_SINCE:
+        return
+    margins = np.unique(model.geom_margin)
+    if len(margins) > 1:
+        raise ValueError(
+            f"env_options.contact_margin: 'max' needs one margin for every geom, this model has {margins.tolist()}"
+        )
+    model.geom_margin[:] = model.geom_margin / 2
 
 
 def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> gym.Env:
@@ -186,6 +233,8 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
         # v4 ids are deprecated in gymnasium 1.x, but they are the paper's setting.
         warnings.simplefilter("ignore", DeprecationWarning)
         env = gym.make(env_id)
+    if (options or {}).get("contact_margin") == "max":
+        use_max_contact_margins(env.unwrapped.model)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env

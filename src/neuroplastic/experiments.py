@@ -270,6 +270,20 @@ def _agent_override_problems(overrides: dict[str, Any], agent: str | None, where
     return problems
 
 
+def _run_defaults(top: dict[str, Any], exp_run: dict[str, Any], variant_run: dict[str, Any], where: str) -> dict:
+    """The config's top-level `run:` as the defaults of one variant: a preset named by the experiment's or the
+    variant's `run:` takes the place of the top-level keys it sets (neuroplastic.presets)."""
+    from neuroplastic import presets
+
+    name = variant_run.get("preset", exp_run.get("preset", top.get("preset")))
+    if name is None:
+        return top
+    try:
+        return presets.without_preset_keys(top, name)
+    except presets.PresetError as err:
+        raise WorkflowConfigError(f"{where}: {err}") from None
+
+
 def expand(cfg: dict[str, Any]) -> Plan:
     """Expand a schema-validated config into runs; every run is resolved (method, env, agent, keys checked)."""
     runs: dict[str, dict[str, Any]] = {}
@@ -288,10 +302,11 @@ def expand(cfg: dict[str, Any]) -> Plan:
         seen_variants: set[str] = set()
         for vi, variant in enumerate(exp["variants"]):
             where = f"{where_exp}.variants[{vi}] ({variant['label']})"
-            base = deep_merge(cfg.get("run", {}), exp.get("run", {}))
+            defaults = _run_defaults(cfg.get("run", {}), exp.get("run", {}), variant.get("run", {}), where)
+            base = deep_merge(defaults, exp.get("run", {}))
             base = deep_merge(base, variant.get("run", {}))
             agent = None
-            for source in (cfg["run"], exp["run"], variant["run"], variant):
+            for source in (defaults, exp["run"], variant["run"], variant):
                 agent = _merge_agent(agent, source.get("agent"))
             if agent is not None:
                 base["agent"] = agent

@@ -7,7 +7,9 @@ Iteration t (t = 1..steps) takes environment step t:
   3. `methods.on_step(agent, t)`;
   4. if t > start_steps: `agent.replay_ratio` updates per env step (1 for TD3/SAC; fractional ratios accumulate,
      so 0.5 updates on every 2nd step), each: sample (`methods.on_sample` may replace the batch), `agent.update`,
-     `methods.on_update`; on-policy agents (PPO) instead update on the minibatches of their rollout store
+     `methods.on_update`; with `update_schedule: episode_end` the updates env steps earn are owed until the
+     episode ends (or the run does) and made then, all of them: the same count in another order (the TD3
+     paper's protocol); on-policy agents (PPO) instead update on the minibatches of their rollout store
      (the replay slot) each time it is full (`update_batches`);
   5. every `log_every` steps: losses, plasticity metrics and the env's phase metrics; every `eval_every` steps:
      the env's eval row (`eval_return`; the `cycling` env adds every task's return, see `envs.TrainingEnv`);
@@ -56,7 +58,9 @@ class LoopState:
     episode_steps: int = 0
     train_seconds: float = 0.0
     resumes: int = 0
-    # Fractional updates owed: each env step adds `agent.replay_ratio`; whole units are spent on updates.
+    # Updates owed: each env step after start_steps adds `agent.replay_ratio`; whole units are spent on updates,
+    # right away (`update_schedule: step`) or at the episode's end (`episode_end`, then it spans the episode and a
+    # checkpoint taken mid-episode carries what is owed).
     update_credit: float = 0.0
 
 
@@ -134,12 +138,16 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
 
 def update_batches(run: Run, loop: LoopState, t: int) -> Iterator[Any]:
     """The batches to update on after env step `t`: off-policy, `replay_ratio` credit (fractional ratios
-    accumulate) and replay samples (`on_sample` may replace them); on-policy, the agent's minibatches of its
-    rollout store once it is full (its own epochs; no credit, no `on_sample`)."""
+    accumulate) and replay samples (`on_sample` may replace them), spent at once or, with `update_schedule:
+    episode_end`, only when step `t` ended an episode (`collect` has reset `episode_steps`) or the run;
+    on-policy, the agent's minibatches of its rollout store once it is full (its own epochs; no credit, no
+    `on_sample`)."""
     if run.agent.on_policy:
         yield from run.agent.rollout_batches(run.replay)
         return
     loop.update_credit += run.agent.replay_ratio
+    if run.cfg.update_schedule == "episode_end" and loop.episode_steps > 0 and t < run.cfg.steps:
+        return
     while loop.update_credit >= 1.0:
         loop.update_credit -= 1.0
         batch = run.methods.on_sample(run.agent, run.replay, t)

@@ -2,13 +2,16 @@
 
 Each reference source is described in `sources.json`: where the numbers come from, and the protocol they were
 measured under (env version, hyperparameters, what "return" means, seeds). Besides Ma et al.'s Table 1 (a table of
-methods, `ma_table1()`, read by the `reference_table` kind) two kinds exist:
+methods, `ma_table1()`, read by the `reference_table` kind) three kinds exist:
 - `curve`: mean ± std across seeds at many x (DrQ-v2's official curves, summarised here from the per-seed file);
+- `seeds`: one curve per seed (the TD3 authors' learning curves, every 5k steps to 1M, 10 seeds); `band(name, env)`
+  summarises them per step as median, interquartile range and min-max;
 - `endpoint`: one published number per task at the end of training (TD3: Table 1, the authors' curves at 1M,
-  CleanRL). The TD3 authors' learning curves are binary `.npy` files that are not shipped; only their endpoints are.
+  CleanRL).
 
 `points(name, env)` gives a source's numbers for one of our env ids in our step units (agent steps: DMC frames are
-divided by the action repeat), `protocol_notes(name, env)` the ways its protocol differs from a run of ours.
+divided by the action repeat) as mean ± std across seeds, `protocol_notes(name, env)` the ways its protocol differs
+from a run of ours.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ SOURCES_JSON = REFERENCE_DIR / "sources.json"
 DRQV2_PER_SEED = REFERENCE_DIR / "drqv2_dmc_per_seed.csv"
 DRQV2_SUMMARY = REFERENCE_DIR / "drqv2_dmc.csv"
 POINT_COLUMNS = ["step", "mean", "std", "n_seeds"]
+BAND_COLUMNS = ["step", "median", "q25", "q75", "min", "max", "n_seeds"]
+SEED_COLUMNS = ["env", "seed", "step", "eval_return"]
 
 
 class ReferenceError(ValueError):
@@ -37,7 +42,7 @@ class ReferenceError(ValueError):
 class Source:
     name: str
     label: str
-    kind: str  # "curve" | "endpoint"
+    kind: str  # "curve" | "seeds" | "endpoint" | "table"
     file: str
     source: str
     env_version: str
@@ -110,12 +115,51 @@ def _table(file: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def per_seed(name: str, env_id: str) -> pd.DataFrame:
+    """A `seeds` source's curves for `env_id`: columns step (our agent steps), seed, value; empty when the source
+    does not cover that env."""
+    src = source(name)
+    if src.kind != "seeds":
+        raise ReferenceError(f"reference {name!r} has no per-seed curves (kind {src.kind!r})")
+    table = _table(src.file)
+    missing = sorted(set(SEED_COLUMNS) - set(table.columns))
+    if missing:
+        raise ReferenceError(f"reference data file {src.file} lacks the columns {', '.join(missing)}")
+    task = task_of(env_id)
+    rows = table[table["env"].map(task_of) == task] if task is not None else table.iloc[:0]
+    return pd.DataFrame(
+        {
+            "step": rows["step"].to_numpy(dtype=np.int64) // src.frames_per_step,
+            "seed": rows["seed"].to_numpy(dtype=np.int64),
+            "value": rows["eval_return"].to_numpy(dtype=np.float64),
+        }
+    ).reset_index(drop=True)
+
+
+def band(name: str, env_id: str) -> pd.DataFrame:
+    """Per step of a `seeds` source: median, quartiles (numpy's linear interpolation), min, max and the number of
+    seeds; empty when the source does not cover `env_id`."""
+    seeds = per_seed(name, env_id)
+    if seeds.empty:
+        return pd.DataFrame(columns=BAND_COLUMNS)
+    out = []
+    for step, values in seeds.groupby("step", sort=True)["value"]:
+        v = values.to_numpy()
+        q25, median, q75 = np.quantile(v, [0.25, 0.5, 0.75])
+        out.append([int(step), median, q25, q75, v.min(), v.max(), len(v)])
+    return pd.DataFrame(out, columns=BAND_COLUMNS)
+
+
 def points(name: str, env_id: str) -> pd.DataFrame:
-    """The source's numbers for `env_id` as columns step (our agent steps), mean, std (NaN if unpublished),
-    n_seeds; empty when the source does not cover that env."""
+    """The source's numbers for `env_id` as columns step (our agent steps), mean, std across seeds (ddof 0; NaN if
+    unpublished), n_seeds; empty when the source does not cover that env."""
     src = source(name)
     if src.kind == "table":
         raise ReferenceError(f"reference {name!r} is a table of methods, not points of one curve")
+    if src.kind == "seeds":
+        grouped = per_seed(name, env_id).groupby("step", sort=True)["value"]
+        out = grouped.agg(mean="mean", std=lambda v: float(np.std(v.to_numpy(), ddof=0)), n_seeds="count")
+        return out.reset_index()[POINT_COLUMNS].astype({"step": np.int64, "n_seeds": np.int64})
     task = task_of(env_id)
     table = _table(src.file)
     if task is None:

@@ -28,3 +28,17 @@ def test_same_config_twice_is_bit_identical(tmp_path):
 def test_kill_9_then_rerun_is_bit_identical(tmp_path):
     cfg = tiny_config(agent=SMALL_TD3, steps=2400, start_steps=300, eval_every=600, log_every=200, checkpoint_every=400)
     assert_kill_9_resume_is_bit_identical(tmp_path, cfg)
+
+
+def test_kill_9_with_episode_end_updates_is_bit_identical(tmp_path):
+    # Checkpoints fall inside episodes, so the owed updates must come back with the loop state.
+    cfg = tiny_config(
+        agent=SMALL_TD3,
+        steps=2400,
+        start_steps=300,
+        eval_every=600,
+        log_every=200,
+        checkpoint_every=400,
+        update_schedule="episode_end",
+    )
+    assert_kill_9_resume_is_bit_identical(tmp_path, cfg)

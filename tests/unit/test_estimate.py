@@ -118,3 +118,22 @@ def test_measure_runs_the_loop_with_its_replay_ratio_credit(monkeypatch):
     (t0, u0), (t1, u1) = seen[15], seen[-1]  # after the 16 random steps, to the end
     assert t1 - t0 == 4 + 20  # 4 warm-up iterations, 20 timed
     assert u1 - u0 == (t1 - t0) // 2
+
+
+def test_measure_times_episode_end_runs_with_per_step_updates(monkeypatch):
+    """Episode-end updates come in bursts; a short measurement times the same work one update per env step."""
+    built = []
+
+    class Built(Exception):
+        pass
+
+    def build(cfg, device):
+        built.append(cfg)
+        raise Built
+
+    monkeypatch.setattr(loop, "build", build)
+    run = json.loads(config.canonical_json(config.resolve({"preset": "td3_paper", "env": "Hopper-v4", "steps": 5000})))
+    assert run["update_schedule"] == "episode_end"
+    with pytest.raises(Built):
+        estimate.measure(run, 10, "cpu", None)
+    assert built[0].update_schedule == "step" and built[0].agent["hidden"] == [400, 300]

@@ -259,16 +259,39 @@ def test_experiments_only_keeps_those_experiments_and_the_figures_that_read_noth
         apply_overlay(base, {"experiments_only": "main"})
 
 
-def test_validation_config_is_the_two_validation_experiments_at_cpu_scale():
+STAGE_ONE = ("validation", "validation_ne")
+STAGE_TWO = ("validation_td3_paper", "validation_ne_hopper", "validation_review")
+
+
+def test_validation_config_is_the_validation_experiments_at_cpu_scale():
     plan = plan_from_file(REPO / "config" / "validation.yaml")
-    assert list(plan.config["experiments"]) == ["validation", "validation_ne"]
-    assert all(f["experiment"] in ("validation", "validation_ne") for f in plan.config["figures"].values())
-    runs = list(plan.runs.values())
-    assert len(runs) == 15  # TD3 × 2 envs × 3 seeds + (TD3, NE, ne_code) × HalfCheetah × 3 seeds
-    assert {(r["steps"], r["start_steps"]) for r in runs} == {(100_000, 10_000)}
-    td3_ref = [r for r in runs if r["agent"]["critic"] == "td3"]
+    assert list(plan.config["experiments"]) == [*STAGE_ONE, *STAGE_TWO]
+    assert all(f["experiment"] in STAGE_ONE + STAGE_TWO for f in plan.config["figures"].values())
+    stage_one = [plan.runs[r] for r in sorted({r for e in STAGE_ONE for r in plan.experiment_run_ids(e)})]
+    assert len(stage_one) == 15  # TD3 × 2 envs × 3 seeds + (TD3, NE, ne_code) × HalfCheetah × 3 seeds
+    assert {(r["steps"], r["start_steps"]) for r in stage_one} == {(100_000, 10_000)}
+    td3_ref = [r for r in stage_one if r["agent"]["critic"] == "td3"]
     # TD3 logs on the published curves' 5k eval grid; the NE comparison densely, for the review/topology traces.
     assert {r["log_every"] for r in td3_ref} == {5000}
-    assert {r["log_every"] for r in runs if r["agent"]["critic"] == "ne"} == {1000}
+    assert {r["log_every"] for r in stage_one if r["agent"]["critic"] == "ne"} == {1000}
     assert sorted({r["env"] for r in td3_ref}) == ["HalfCheetah-v4", "Hopper-v4"] and len(td3_ref) == 6
-    assert {r["env"] for r in runs if r["agent"]["critic"] == "ne"} == {"HalfCheetah-v4"}
+    assert {r["env"] for r in stage_one if r["agent"]["critic"] == "ne"} == {"HalfCheetah-v4"}
+
+
+def test_validation_stage_two_is_300k_with_the_preset_and_shares_ne_runs():
+    plan = plan_from_file(REPO / "config" / "validation.yaml")
+    ids = {e: plan.experiment_run_ids(e) for e in STAGE_TWO}
+    assert len(set().union(*ids.values())) == 15  # 6 preset TD3 + 3 TD3 + 3 NE (shared) + 3 NE −review
+    runs = [plan.runs[r] for r in set().union(*ids.values())]
+    assert {(r["steps"], r["checkpoint_every"]) for r in runs} == {(300_000, 25_000)}
+    preset = [plan.runs[r] for r in ids["validation_td3_paper"]]
+    assert sorted({r["env"] for r in preset}) == ["Hopper-v4", "Walker2d-v4"] and len(preset) == 6
+    assert {(r["start_steps"], r["update_schedule"], tuple(r["agent"]["hidden"])) for r in preset} == {
+        (1000, "episode_end", (400, 300))
+    }
+    assert {(r["agent"]["lr"], r["agent"]["batch_size"], r["agent"]["critic"]) for r in preset} == {(1e-3, 100, "td3")}
+    ne_runs = [plan.runs[r] for r in ids["validation_ne_hopper"] + ids["validation_review"]]
+    assert {(r["agent"]["critic"], r["start_steps"], "probe" in r) for r in ne_runs} == {("ne", 10_000, True)}
+    assert len(set(ids["validation_ne_hopper"]) & set(ids["validation_review"])) == 3  # NE's runs, trained once
+    schedules = {(m["growth"]["delta"], m["review"]["every"]) for r in ne_runs for m in r["method"]}
+    assert schedules == {(3000, 300)}  # NE sized to the budget: ~97 topology updates over 290k updates

@@ -75,3 +75,39 @@ def test_ma_table1_is_read_from_the_data_file():
     assert table["Quadruped Run"]["Adaptive RR"] == (784.0, 53.0)
     with pytest.raises(reference.ReferenceError, match="a table of methods"):
         reference.points("ma2024_table1", "dmc-pixels:walker-run")
+
+
+# The summary table of the curves' README (mean ± std with ddof 0; median; min-max), Hopper and HalfCheetah.
+AUTHOR_CURVES_SUMMARY = {
+    ("Hopper-v4", 50_000): (285, 69, 283, 180, 431),
+    ("Hopper-v4", 100_000): (659, 752, 424, 25, 2790),
+    ("Hopper-v4", 300_000): (2410, 900, 2579, 912, 3547),
+    ("HalfCheetah-v4", 300_000): (7697, 727, 7657, 6196, 9049),
+    ("Walker2d-v4", 300_000): (3335, 957, 3289, 1294, 4986),
+}
+
+
+@pytest.mark.parametrize(("env", "step"), sorted(AUTHOR_CURVES_SUMMARY))
+def test_author_curves_reproduce_their_published_summary(env, step):
+    mean, std, median, low, high = AUTHOR_CURVES_SUMMARY[(env, step)]
+    pts = reference.points("td3_author_curves", env).set_index("step").loc[step]
+    band = reference.band("td3_author_curves", env).set_index("step").loc[step]
+    assert (round(pts["mean"]), round(pts["std"]), pts["n_seeds"]) == (mean, std, 10)
+    assert (round(band["median"]), round(band["min"]), round(band["max"])) == (median, low, high)
+    assert band["min"] <= band["q25"] <= band["median"] <= band["q75"] <= band["max"]
+
+
+def test_author_curves_cover_every_5k_step_to_1m_for_the_four_tasks():
+    for env in ("HalfCheetah-v4", "Hopper-v5", "Walker2d-v4", "Ant-v4"):
+        seeds = reference.per_seed("td3_author_curves", env)
+        assert sorted(seeds["seed"].unique()) == list(range(10))
+        assert sorted(seeds["step"].unique()) == list(range(0, 1_000_001, 5_000))
+    assert reference.band("td3_author_curves", "Humanoid-v4").empty
+    assert reference.points("td3_author_curves", "dmc:cheetah-run").empty
+    q = reference.band("td3_author_curves", "Hopper-v4").set_index("step").loc[100_000]
+    # numpy's linear quantiles of the 10 seeds' returns at 100k.
+    assert (q["q25"], q["q75"]) == pytest.approx((290.49, 750.7525))
+    notes = " | ".join(reference.protocol_notes("td3_author_curves", "Hopper-v4"))
+    assert "reference on v1 envs, ours on v4" in notes and "400-300" in notes and "episode end" in notes
+    with pytest.raises(reference.ReferenceError, match="no per-seed curves"):
+        reference.per_seed("td3_curves_final", "Hopper-v4")

@@ -4,6 +4,8 @@ Actor s→256→256→|A| (ReLU, max_action·tanh); twin critics (s‖a)→256�
 γ 0.99, Polyak τ 0.005; target-policy noise N(0, 0.2·max_action) clipped to ±0.5·max_action; the actor and
 both targets are updated every 2nd critic update; exploration noise N(0, 0.1·max_action).
 `critic: ne` selects the NE paper's critic (3 hidden layers per head, LayerNorm on the third's pre-activation).
+`hidden` is one width for every hidden layer, or a list of per-layer widths shared by actor and critic (the TD3
+paper's 400-300 networks, the `td3_paper` preset in presets.py).
 
 The update has no host synchronisation: losses stay on the device until a log interval reads them.
 """
@@ -15,7 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, PositiveInt, model_validator
 
 from neuroplastic.agents.base import AgentParams, TwinCriticAgent
 from neuroplastic.nets import Actor, MLPSpec, TwinQ
@@ -24,7 +26,9 @@ from neuroplastic.replay import Batch
 
 class TD3Params(AgentParams):
     critic: Literal["td3", "ne"] = Field("td3", description="`td3`: 2×hidden; `ne`: 3×hidden, LN on the 3rd.")
-    hidden: int = Field(256, gt=0)
+    hidden: PositiveInt | list[PositiveInt] = Field(
+        256, description="One width for every hidden layer, or per-layer widths, e.g. [400, 300] (the TD3 paper)."
+    )
     lr: float = Field(3e-4, gt=0)
     batch_size: int = Field(256, gt=0)
     gamma: float = Field(0.99, ge=0, le=1)
@@ -34,6 +38,20 @@ class TD3Params(AgentParams):
     noise_clip: float = Field(0.5, ge=0)
     expl_noise: float = Field(0.1, ge=0)
     buffer_size: int = Field(1_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _widths_fit_the_critic(self) -> TD3Params:
+        if isinstance(self.hidden, list):
+            need = 3 if self.critic == "ne" else 1
+            if len(self.hidden) < need:
+                raise ValueError(f"hidden: critic {self.critic!r} needs at least {need} widths, got {self.hidden}")
+        return self
+
+    def widths(self, role: str) -> tuple[int, ...]:
+        """Hidden widths of `role`: an int is 2 layers (the NE critic: 3), a list is those layers."""
+        if isinstance(self.hidden, list):
+            return tuple(self.hidden)
+        return (self.hidden,) * (3 if role == "critic" and self.critic == "ne" else 2)
 
 
 class TD3(TwinCriticAgent):
@@ -52,12 +70,11 @@ class TD3(TwinCriticAgent):
 
     def net_specs(self) -> dict[str, MLPSpec]:
         p, e = self.params, self.env
-        critic_hidden = (p.hidden,) * (3 if p.critic == "ne" else 2)
         return {
-            "actor": MLPSpec(e.obs_dim, (p.hidden, p.hidden), e.act_dim),
+            "actor": MLPSpec(e.obs_dim, p.widths("actor"), e.act_dim),
             "critic": MLPSpec(
                 e.obs_dim + e.act_dim,
-                critic_hidden,
+                p.widths("critic"),
                 1,
                 layernorm=frozenset({2}) if p.critic == "ne" else frozenset(),
             ),

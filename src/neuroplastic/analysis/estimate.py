@@ -107,6 +107,8 @@ def measure(run: dict[str, Any], iterations: int, device: str, threads: int | No
 
         limit_threads(threads)
     trial = dict(run)
+    # Episode-end updates cost what per-step ones do, but come in bursts that a short measurement would cut.
+    trial.pop("update_schedule", None)
     batch = int(run["agent"].get("batch_size") or 256)
     trial["start_steps"] = min(int(run["start_steps"]), max(batch, 1000))
     try:

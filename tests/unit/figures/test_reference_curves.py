@@ -75,3 +75,29 @@ def test_unknown_reference_is_a_spec_problem():
     problems = figures.KINDS["reference_curves"].check(spec, plan)
     assert any("unknown reference 'td4'" in p for p in problems)
     assert any("'drqv2_dmc' has no numbers for any of the envs HalfCheetah-v4" in p for p in problems)
+
+
+def hopper_tables(levels: dict[int, list[float]]) -> AggregateTables:
+    """`val`: TD3 on Hopper-v4, one value per (step, seed) as given."""
+    rows = [
+        ["val", "TD3", "TD3", "Hopper-v4", seed, f"h{seed}", step, "eval_return", value]
+        for step, values in levels.items()
+        for seed, value in enumerate(values)
+    ]
+    return example_tables(pd.DataFrame(rows, columns=[*KEYS, "step", "metric", "value"]))
+
+
+def test_author_band_is_median_iqr_and_range_at_every_checkpoint_inside_our_runs(tmp_path):
+    tables = hopper_tables({s: [300.0, 400.0, 500.0] for s in range(5_000, 60_001, 5_000)})
+    spec = spec_of("reference_curves", references=["td3_author_curves"], name="band")
+    data = figures.compute(spec, tables)
+    band = data[data["kind"] == "seeds"].set_index("step")
+    ref = reference.band("td3_author_curves", "Hopper-v4").set_index("step")
+    assert len(band) == len(ref) == 201  # every 5k checkpoint is in the data; the drawing stops at our last step
+    for step in (50_000, 300_000):
+        got = band.loc[step, ["point", "ci_low", "ci_high", "range_low", "range_high"]].tolist()
+        assert got == pytest.approx(ref.loc[step, ["median", "q25", "q75", "min", "max"]].tolist())
+    assert "reference on v1 envs, ours on v4" in band["note"].iloc[0]
+    figures.write_data(data, tmp_path / "band.csv")
+    paths = figures.render_to_files(spec, figures.read_data(tmp_path / "band.csv"), tmp_path / "band")
+    assert all(p.stat().st_size > 0 for p in paths)

@@ -52,3 +52,29 @@ def test_rendering_is_deterministic(tmp_path):
         assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     md = (tmp_path / "a" / "reference_gap_table.md").read_text()
     assert "−0.68" in md or "-0.68" in md  # (9000 − 9566.6) / 832.9
+
+
+def test_author_band_rows_say_where_our_mean_and_seeds_lie_against_the_range(tmp_path):
+    from tests.unit.figures.test_reference_curves import hopper_tables
+
+    # Hopper 100k: authors' range 25-2790; 300k: 912-3547 (their README). Ours: inside at 100k, below at 300k.
+    ours = {100_000: [300.0, 400.0, 500.0], 200_000: [350.0, 450.0, 3600.0], 300_000: [405.0, 615.0, 1000.0]}
+    spec = spec_of("reference_gap_table", references=["td3_author_curves"], checkpoints=[100_000, 300_000, 400_000])
+    data = figures.compute(spec, hopper_tables(ours)).set_index("step")
+    assert data.loc[100_000, "position"] == "inside" and data.loc[100_000, "ours_mean"] == pytest.approx(400.0)
+    assert data.loc[100_000, "ours_seeds"] == "300.0 / 400.0 / 500.0"
+    assert data.loc[300_000, "position"] == "below"
+    assert (data.loc[300_000, "seeds_below"], data.loc[300_000, "seeds_above"]) == (2, 0)
+    assert (data.loc[300_000, "ref_min"], data.loc[300_000, "ref_max"]) == pytest.approx((912.014, 3547.25))
+    assert data.loc[300_000, "ref_median"] == pytest.approx(2578.955)
+    assert data.loc[400_000, "position"] == "" and math.isnan(data.loc[400_000, "ours_mean"])
+    # A mean above the highest seed is `above`.
+    from neuroplastic.figures.kinds.reference_gap_table import position
+
+    assert [position(v, 25.0, 2790.0) for v in (10.0, 25.0, 2790.0, 2791.0)] == ["below", "inside", "inside", "above"]
+    figures.write_data(data.reset_index(), tmp_path / "gap.csv")
+    back = figures.read_data(tmp_path / "gap.csv")
+    md = figures.render_to_files(spec.model_copy(update={"name": "gap"}), back, tmp_path / "gap")
+    text = next(p for p in md if p.suffix == ".md").read_text()
+    assert "below (seeds below 2/3, above 0/3)" in text and "2579 [1579, 3187] (912–3547)" in text
+    assert "not reached" in text

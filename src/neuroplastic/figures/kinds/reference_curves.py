@@ -1,10 +1,13 @@
 """`reference_curves`: our curves of one metric (a line per variant, bootstrap CI band over seeds) over the
 published reference results at the same x (`neuroplastic.reference`; src/neuroplastic/data/reference/): a curve
-source is drawn as its mean ± std band, an endpoint source (TD3's numbers at 1M) as a marker with its std, at
-its step, or at the panel's right edge labelled with its step when our runs stop earlier. Where a reference's
-protocol differs from ours (env version, hyperparameters, training vs evaluation return, endpoint vs curve) the
-panel says so. Figure data: [env, group, source, kind, step, point, ci_low, ci_high, note]; `kind` is `ours`,
-`curve` or `endpoint`, and a reference's interval is mean ± std across its seeds."""
+source is drawn as its mean ± std band; a per-seed source (the TD3 authors' 10 curves) as its median with the
+interquartile range and, lighter, the min-max range over seeds, at every one of its checkpoints inside our x range;
+an endpoint source (TD3's numbers at 1M) as a marker with its std, at its step, or at the panel's right edge
+labelled with its step when our runs stop earlier. Where a reference's protocol differs from ours (env version,
+hyperparameters, training vs evaluation return, endpoint vs curve) the panel says so. Figure data: [env, group,
+source, kind, step, point, ci_low, ci_high, range_low, range_high, note]; `kind` is `ours`, `curve`, `seeds` or
+`endpoint`. A `curve`/`endpoint` reference's interval is mean ± std across its seeds, a `seeds` reference's point
+is the median, its interval the interquartile range and its range min-max (NaN for the other kinds)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ from neuroplastic.figures.base import (
 from neuroplastic.figures.kinds._visual import numeric
 
 REFERENCE_COLOR = "#7f7f7f"
-NUMERIC = ("step", "point", "ci_low", "ci_high")
+NUMERIC = ("step", "point", "ci_low", "ci_high", "range_low", "range_high")
+COLUMNS = ["env", "group", "source", "kind", "step", "point", "ci_low", "ci_high", "range_low", "range_high", "note"]
 
 
 class Spec(FigureSpec):
@@ -57,14 +61,21 @@ def check(spec: Spec, plan: Any) -> list[str]:
 
 
 def reference_rows(names: list[str], env: str) -> list[pd.DataFrame]:
-    """Each reference's points for `env` as figure-data rows (mean ± std as the interval), with its notes."""
+    """Each reference's points for `env` as figure-data rows, with its notes: mean ± std as the interval, or for a
+    per-seed source the median, interquartile range and min-max range."""
     frames = []
     for name in names:
-        pts = reference.points(name, env)
-        if pts.empty:
-            continue
         src = reference.source(name)
-        std = pts["std"].fillna(0.0)
+        if src.kind == "seeds":
+            b = reference.band(name, env)
+            point, low, high, range_low, range_high = b["median"], b["q25"], b["q75"], b["min"], b["max"]
+        else:
+            b = reference.points(name, env)
+            std = b["std"].fillna(0.0)
+            point, low, high = b["mean"], b["mean"] - std, b["mean"] + std
+            range_low = range_high = math.nan
+        if b.empty:
+            continue
         frames.append(
             pd.DataFrame(
                 {
@@ -72,10 +83,12 @@ def reference_rows(names: list[str], env: str) -> list[pd.DataFrame]:
                     "group": src.label,
                     "source": name,
                     "kind": src.kind,
-                    "step": pts["step"],
-                    "point": pts["mean"],
-                    "ci_low": pts["mean"] - std,
-                    "ci_high": pts["mean"] + std,
+                    "step": b["step"],
+                    "point": point,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "range_low": range_low,
+                    "range_high": range_high,
                     "note": " | ".join(reference.protocol_notes(name, env)),
                 }
             )
@@ -93,23 +106,27 @@ def compute(spec: Spec, tables: AggregateTables) -> pd.DataFrame:
             cell = sel[(sel["variant"] == v) & (sel["env"] == env)]
             if not cell.empty:
                 ours = curve_frame(cell, spec.metric, env, v, spec.statistic, spec.stats).drop(columns="metric")
-                frames.append(ours.assign(source="ours", kind="ours", note=""))
+                frames.append(ours.assign(source="ours", kind="ours", range_low=math.nan, range_high=math.nan, note=""))
         frames += reference_rows(spec.references, env)
     if not any((f["kind"] == "ours").any() for f in frames):
         raise FigureError(f"no {spec.metric} in experiment {spec.experiment!r}")
-    cols = ["env", "group", "source", "kind", "step", "point", "ci_low", "ci_high", "note"]
-    return pd.concat(frames, ignore_index=True)[cols]
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
 def _draw_reference(ax: Any, ref: pd.DataFrame, x_max: float, scale: float, marker: str, shift: float) -> Any:
-    """A curve source as a dashed mean with a ±std band inside our x range; an endpoint as a marker ± std at its
-    step, or at the right edge (labelled with its step) when our runs stop earlier. `shift` separates the
-    markers of several endpoints at the same x."""
-    if ref["kind"].iloc[0] == "curve":
+    """A curve source as a dashed mean with a ±std band inside our x range; a per-seed source as a dashed median
+    with its interquartile range and, lighter, its min-max range at every checkpoint inside our x range; an
+    endpoint as a marker ± std at its step, or at the right edge (labelled with its step) when our runs stop
+    earlier. `shift` separates the markers of several endpoints at the same x."""
+    if ref["kind"].iloc[0] in ("curve", "seeds"):
         inside = ref[ref["step"] <= x_max]
         x = inside["step"].to_numpy() / scale
         (line,) = ax.plot(x, inside["point"], color=REFERENCE_COLOR, linestyle="--", linewidth=1.0)
-        ax.fill_between(x, inside["ci_low"], inside["ci_high"], color=REFERENCE_COLOR, alpha=0.15, linewidth=0)
+        if ref["kind"].iloc[0] == "seeds":
+            ax.fill_between(x, inside["range_low"], inside["range_high"], color=REFERENCE_COLOR, alpha=0.1, linewidth=0)
+            ax.fill_between(x, inside["ci_low"], inside["ci_high"], color=REFERENCE_COLOR, alpha=0.25, linewidth=0)
+        else:
+            ax.fill_between(x, inside["ci_low"], inside["ci_high"], color=REFERENCE_COLOR, alpha=0.15, linewidth=0)
         return line
     line = None
     for r in ref.itertuples():
@@ -158,7 +175,8 @@ def render(spec: Spec, data: pd.DataFrame):
             if ref.empty:
                 continue
             line = _draw_reference(ax, ref, x_max, scale, markers[source], 0.015 * i * x_max / scale)
-            label = ref["group"].iloc[0] + (" (endpoint)" if ref["kind"].iloc[0] == "endpoint" else "")
+            suffix = {"endpoint": " (endpoint)", "seeds": ": median, IQR, min-max"}.get(ref["kind"].iloc[0], "")
+            label = ref["group"].iloc[0] + suffix
             handles.setdefault(label, line)
         ax.set_title(env)
         ax.set_xlabel(spec.xlabel or xlabel)
