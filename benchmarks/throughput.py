@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, Any] = {
         "format": 1,
-        "assumed": False,
+        "published": False,
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "hardware": hardware(device),
         "software": {"torch": torch.__version__, "python": platform.python_version(), "allocator": allocator.reason},
