@@ -32,7 +32,8 @@ def _loop(agent, method, rate, env="HalfCheetah-v4"):
 
 
 def _upd(agent, method, ratio, env="HalfCheetah-v4"):
-    return {"agent": agent, "method": method, "env": env, "mode": "off", "updates_per_s": 1.0, "ratio_to_baseline": ratio}
+    row = {"agent": agent, "method": method, "env": env, "mode": "off", "updates_per_s": 1.0}
+    return {**row, "ratio_to_baseline": ratio}
 
 
 def _given(path):
@@ -190,7 +191,7 @@ def budget_setup(tmp_path):
 
 
 def test_estimate_never_costs_a_gpu_class_from_a_cpu_ratio(budget_setup):
-    plan, est = budget_setup
+    _, est = budget_setup
     assert est["experiments"]["main"]["cpu_h"] == pytest.approx(6.0)  # 2 TD3 × 1 h + 2 NE × 2 h
     assert est["experiments"]["main"]["gpu_h"] is None and est["experiments"]["main"]["gpu_h_na_runs"] == 2
     ne = next(c for c in est["classes"] if c["agent_method"]["method"] == [{"name": "ne"}])
