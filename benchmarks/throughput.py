@@ -78,6 +78,7 @@ AGENT_METHODS: dict[str, list[str]] = {
     **{case: STUDY_METHODS for case in STUDY_CASES},
 }
 PACKING = (1, 2, 4, 8, 16)
+PIXEL_BENCH_BUFFER = 20_000  # transitions (~0.4 GiB at 84×84)
 
 
 def clock_for(device: torch.device) -> Callable[[], float]:
@@ -136,6 +137,9 @@ def run_config(agent: str, method: str, steps: int, start_steps: int, small: boo
     base = json.loads(json.dumps(AGENT_RUNS[agent]))
     if agent == "ppo":
         start_steps = 0
+    if agent == "drqv2":
+        # The replay's capacity does not change an update's work, and 1M pixel slots reserve ~20 GiB per case.
+        base["agent"].update(buffer_size=PIXEL_BENCH_BUFFER)
     if small and agent == "drqv2":
         base["agent"].update(batch_size=64)
         base["env_options"] = {"size": 48}
