@@ -87,6 +87,27 @@ def test_rates_are_looked_up_per_env_family(tmp_path):
     assert keys["CartPole-v1"] == keys["Acrobot-v1"] != keys["ALE/Pong-v5"]
 
 
+def test_each_class_takes_its_rate_from_the_first_file_that_has_one(tmp_path):
+    """One machine per rate: DrQ-v2 measured on another day and CPU sits in a file of its own."""
+    first = _file(tmp_path, loop_rows=[_loop("td3", "none", 100.0)])
+    second = _file(
+        tmp_path,
+        loop_rows=[_loop("drqv2", "none", 1.0, "dmc-pixels:cheetah-run"), _loop("td3", "none", 50.0)],
+        update_rows=[_upd("drqv2", "redo", 0.9, "dmc-pixels:cheetah-run")],
+    )
+    files = [m for m in estimate.load_measurements([first, second]) if m["_given"]]
+    td3 = estimate.lookup_in("td3", "none", files, "MuJoCo", "cpu")
+    assert td3.steps_per_s == 100.0 and td3.detail.endswith(f"[{first.name}]")
+    redo = estimate.lookup_in("drqv2", "redo", files, "DMC pixels", "cpu")
+    assert redo.steps_per_s == pytest.approx(0.9) and redo.detail.endswith(f"[{second.name}]")
+    # No file has layernorm on drqv2: the reason comes from the file that has drqv2's rows.
+    missing = estimate.lookup_in("drqv2", "layernorm", files, "DMC pixels", "cpu")
+    assert missing.source == "n/a" and f"{second.name} has drqv2's baseline" in missing.detail
+    assert estimate.lookup_in("td3", "none", [], "MuJoCo", "gpu").detail == (
+        "no GPU measurement or published figure stored or given"
+    )
+
+
 def test_a_published_file_gives_its_reason_for_what_it_lacks(tmp_path):
     m = _given(
         _file(

@@ -187,11 +187,30 @@ def load_measurements(paths: list[str | Path] | None = None) -> list[dict[str, A
     return sorted(out, key=lambda d: (not d["_given"], bool(d.get("published"))))
 
 
-def pick(measurements: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
-    for m in measurements:
-        if m["hardware"].get("device") == device:
-            return m
-    return None
+def pick(measurements: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
+    """The files of `device`, in lookup order (given first, then packaged; measured before published)."""
+    return [m for m in measurements if m["hardware"].get("device") == device]
+
+
+def lookup_in(agent: str, method: str, files: list[dict[str, Any]], family: str | None, device: str) -> Rate:
+    """The rate from the first file that has one (each file's rate from that file alone: one machine per rate).
+    Without one: the reason of the first file with rows of this agent and family, else of the first file."""
+    if not files:
+        what = "measurement" if device == "cpu" else "measurement or published figure"
+        return Rate(None, "n/a", f"no {device.upper()} {what} stored or given")
+    misses = []
+    for m in files:
+        rate = lookup_rate(agent, method, m, family)
+        if rate.steps_per_s is not None:
+            rate.detail += f" [{Path(m['_path']).name}]"
+            return rate
+        misses.append((_has_rows(agent, m, family), rate))
+    return next((rate for has_rows, rate in misses if has_rows), misses[0][1])
+
+
+def _has_rows(agent: str, m: dict[str, Any], family: str | None) -> bool:
+    families = {family, FAMILY_FALLBACK.get(family or "")}
+    return any(row["agent"] == agent and (family is None or _row_family(row) in families) for row in m["loop"])
 
 
 def _kind(m: dict[str, Any]) -> str:
@@ -209,6 +228,12 @@ def _describe(m: dict[str, Any]) -> str:
     if m.get("source"):
         text += f"; source: {m['source']}"
     return text
+
+
+def _describe_all(files: list[dict[str, Any]]) -> str | None:
+    if len(files) <= 1:
+        return _describe(files[0]) if files else None
+    return "; ".join(f"[{Path(m['_path']).name}] {_describe(m)}" for m in files)
 
 
 def _method_name(spec: str) -> str:
@@ -284,7 +309,7 @@ def lookup_rate(agent: str, method: str, m: dict[str, Any], family: str | None =
         factor *= ratio
     detail = f"{agent} loop on {baseline['env']}{note}"
     if names:
-        detail += f" × update ratio of {'+'.join(names)} to {agent} alone, measured in {Path(m['_path']).name}"
+        detail += f" × update ratio of {'+'.join(names)} to {agent} alone (both measured in one file)"
     return Rate(baseline["steps_per_s"] * factor, kind, detail)
 
 
@@ -339,7 +364,7 @@ def estimate(
     cpu_given = cpu_steps_per_s or est_cfg.get("cpu_updates_per_s")
     gpu_given = gpu_steps_per_s or est_cfg.get("gpu_updates_per_s")
     stored = load_measurements(measurements)
-    cpu_file, gpu_file = pick(stored, "cpu"), pick(stored, "cuda")
+    cpu_files, gpu_files = pick(stored, "cpu"), pick(stored, "cuda")
     k = int(runs_per_gpu or (plan.config.get("train") or {}).get("runs_per_gpu") or 1)
     n_updates = measure_updates or est_cfg.get("measure_updates") or 300
     has_cuda = torch.cuda.is_available()
@@ -350,21 +375,17 @@ def estimate(
             cls.cpu = Rate(float(cpu_given), "given", "command line/config")
         elif measure_here:
             cls.cpu = Rate(measure(run, n_updates, "cpu", threads), "measured", f"here, {n_updates} loop steps")
-        elif cpu_file is not None:
-            cls.cpu = lookup_rate(agent, method, cpu_file, family)
         else:
-            cls.cpu = Rate(None, "n/a", "no CPU measurement stored or given")
+            cls.cpu = lookup_in(agent, method, cpu_files, family, "cpu")
         if gpu_given:
             source = est_cfg.get("gpu_source") or "command line/config"
             cls.gpu = Rate(float(gpu_given), "given", source if not gpu_steps_per_s else "command line")
         elif measure_here and has_cuda:
             rate = measure(run, n_updates, "cuda", threads, compile="auto")
             cls.gpu = Rate(rate, "measured", f"here on {torch.cuda.get_device_name(0)}")
-        elif gpu_file is not None:
-            cls.gpu = lookup_rate(agent, method, gpu_file, family)
         else:
-            cls.gpu = Rate(None, "n/a", "no GPU measurement or published figure stored or given")
-    gain, packing = packing_gain(gpu_file, k)
+            cls.gpu = lookup_in(agent, method, gpu_files, family, "gpu")
+    gain, packing = packing_gain(next((m for m in gpu_files if m.get("packing")), None), k)
 
     # Hours of every run (None: its class has no rate); experiments, parts and totals sum these.
     key_of = {rid: cost_key(run) for rid, run in plan.runs.items()}
@@ -403,13 +424,11 @@ def estimate(
         "env_steps": total["env_steps"],
         "cpu_hours": total["cpu_h"],
         "gpu_hours": total["gpu_h"],
-        "cpu_source": "given"
-        if cpu_given
-        else ("measured here" if measure_here else _describe(cpu_file) if cpu_file else None),
+        "cpu_source": "given" if cpu_given else ("measured here" if measure_here else _describe_all(cpu_files)),
         "gpu_source": (
             ("given: " + (est_cfg.get("gpu_source") or "command line"))
             if gpu_given
-            else ("measured here" if measure_here and has_cuda else _describe(gpu_file) if gpu_file else None)
+            else ("measured here" if measure_here and has_cuda else _describe_all(gpu_files))
         ),
         "runs_per_gpu": k,
         "packing_gain": gain,
@@ -471,7 +490,8 @@ def format_report(est: dict[str, Any]) -> str:
         lines.append(f"  {agent} {methods} [{c['agent_method']['family']}]: {c['runs']} runs")
         for device in ("cpu", "gpu"):
             rate = c[device]
-            value = "n/a" if rate["steps_per_s"] is None else f"{rate['steps_per_s']:.1f}"
+            v = rate["steps_per_s"]
+            value = "n/a" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
             lines.append(f"    {device.upper()} {value:>8}  {rate['source']:<10} {rate['detail']}")
     return "\n".join(lines) + "\n"
 
