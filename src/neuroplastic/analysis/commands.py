@@ -113,6 +113,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         plan = plan_from_file(args.configfile)
     except WorkflowConfigError as err:
         return _fail(str(err))
+    if args.measure:  # it trains here: time it as a training process runs (neuroplastic.allocator)
+        from neuroplastic.allocator import keep_freed_memory
+
+        keep_freed_memory()
     try:
         est = estimate.estimate(
             plan,
