@@ -20,6 +20,15 @@ def _set_threads(threads: int | None) -> None:
         limit_threads(threads)
 
 
+def _start_training_process(quiet: bool) -> None:
+    """What every training process sets up first: glibc keeps freed memory for reuse (neuroplastic.allocator)."""
+    from neuroplastic.allocator import keep_freed_memory
+
+    setting = keep_freed_memory()
+    if not setting.applied and not quiet:
+        print(f"note: allocator settings not applied: {setting.reason}", file=sys.stderr)
+
+
 def _pin_gpu(args: argparse.Namespace, runs_dir: Path) -> None:
     """Workstation packing: claim the least loaded of `--gpus` GPUs before CUDA is initialised."""
     if not args.gpus:
@@ -58,6 +67,7 @@ def _train_one(config_path: Path, out: Path, args: argparse.Namespace, ckpt_dir:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    _start_training_process(args.quiet)
     try:
         _pin_gpu(args, Path(args.out).parent)
     except RuntimeError as err:
@@ -95,6 +105,7 @@ def cmd_train_batch(args: argparse.Namespace) -> int:
     """Train runs one after another in this process: the workflow's `train.runs_per_job`, for runs so short that
     starting a process (imports) costs more than training. Each run is exactly what `neuroplastic train` would
     do with it (its own seeding, run dir, checkpoints and log); a failed run does not stop the others."""
+    _start_training_process(args.quiet)
     try:
         _pin_gpu(args, Path(args.runs))
     except RuntimeError as err:

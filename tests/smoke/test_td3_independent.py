@@ -18,8 +18,10 @@ pytestmark = pytest.mark.smoke
 SETTINGS = {"env": "Hopper-v4", "seed": 3, "steps": 2400, "start_steps": 400, "eval_every": 400, "eval_episodes": 2}
 
 
-def ours(tmp_path, **agent) -> list[tuple[int, float]]:
-    cfg = config.resolve({**SETTINGS, "agent": {"name": "td3", **agent}, "log_every": 800, "checkpoint_every": 0})
+def ours(tmp_path, run: dict | None = None, **agent) -> list[tuple[int, float]]:
+    cfg = config.resolve(
+        {**SETTINGS, "agent": {"name": "td3", **agent}, "log_every": 800, "checkpoint_every": 0, **(run or {})}
+    )
     loop.train(cfg, tmp_path / "run", device="cpu", progress=False, tensorboard=False, compile="off")
     evals = metrics_table(tmp_path / "run")["eval_return"].dropna()
     return [(int(step), float(value)) for step, value in evals.items()]
@@ -47,3 +49,13 @@ def test_our_td3_equals_an_independent_td3_bit_for_bit(tmp_path):
     assert mine == theirs
     # The returns move once learning starts: equality is not two untrained policies agreeing.
     assert len({round(v, 6) for _, v in mine}) > 3
+
+
+def test_td3_paper_preset_equals_the_independent_td3_with_episode_end_updates(tmp_path):
+    # The preset's networks (400-300, scaled down to 48-32 here) and its update schedule: each episode's owed
+    # updates are made when it ends, sampled from a buffer that already holds the whole episode.
+    mine = ours(tmp_path, run={"preset": "td3_paper", "start_steps": SETTINGS["start_steps"]}, hidden=[48, 32])
+    torch.set_num_threads(1)
+    theirs = independent(hidden=(48, 32), lr=1e-3, batch_size=100, schedule="episode_end")
+    assert mine == theirs
+    assert mine != independent(hidden=(48, 32), lr=1e-3, batch_size=100, schedule="step")

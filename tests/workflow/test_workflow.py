@@ -223,16 +223,23 @@ def test_estimate_counts_runs_and_hours():
 
 
 def test_estimate_answers_from_stored_measurements():
-    """The paper estimate reads the packaged throughput JSON (no timing here) and says where each rate is from."""
+    """The paper estimate reads the packaged throughput JSON (no timing here) and says where each rate is from:
+    every class has a figure or n/a with its reason; the DMC pixel part is costed on CPU; GPU figures are
+    published ones only."""
     proc = neuroplastic("estimate", "--configfile", str(REPO / "config" / "paper.yaml"))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert re.search(r"CPU rates: measured on .+, 1 thread\(s\), 20\d\d-", out), out[:600]
-    assert "GPU rates: assumed on NVIDIA H100 (LeanRL's node)" in out and "LeanRL README" in out
-    assert re.search(r"^part: MuJoCo\s+\d+\s+[\d,]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
-    # DrQ-v2 has no GPU number, stored or published: its GPU-hours are n/a, not invented.
-    assert re.search(r"^part: DMC pixels.*n/a$", out, re.M)
-    assert "measured: td3+" in out and "GPU      n/a (no rate)" in out
+    assert re.search(r"CPU rates: .*measured on .+, 1 thread\(s\), 20\d\d-", out), out[:600]
+    assert "GPU rates: published on NVIDIA H100 (LeanRL's node)" in out and "LeanRL README" in out
+    for part in ("MuJoCo", "DMC pixels", "Atari", "classic control", "MuJoCo PPO", "cycling"):
+        assert re.search(rf"^part: {part}\s+\d+\s+[\d,]+\s+[\d.]+\s+(n/a|[\d.]+)$", out, re.M), (part, out)
+    rates = re.findall(r"^    (CPU|GPU)\s+(\S+)\s+(\S+)\s+(.*)$", out, re.M)
+    assert rates and all(device == "GPU" or source == "measured" for device, _, source, _ in rates)
+    assert {source for _, _, source, _ in rates} == {"measured", "published", "n/a"}
+    assert all(value == "n/a" and len(reason) > 40 for _, value, source, reason in rates if source == "n/a")
+    # DrQ-v2 and DQN have no GPU figure, stored or published: n/a with what was searched.
+    assert "no published GPU throughput found: the DrQ-v2 paper" in out
+    assert "no published GPU throughput found: CleanRL's DQN docs" in out
 
 
 @pytest.mark.parametrize("engine", ["apptainer", "docker"])

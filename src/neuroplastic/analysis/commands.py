@@ -113,6 +113,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         plan = plan_from_file(args.configfile)
     except WorkflowConfigError as err:
         return _fail(str(err))
+    if args.measure:  # it trains here: time it as a training process runs (neuroplastic.allocator)
+        from neuroplastic.allocator import keep_freed_memory
+
+        keep_freed_memory()
     try:
         est = estimate.estimate(
             plan,
@@ -126,8 +130,32 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         return _fail(str(err))
-    print(json.dumps(est, indent=2) if args.json else estimate.format_report(est), end="")
+    budget_unit = "gpu" if args.gpu_hours is not None else "cpu" if args.cpu_hours is not None else None
+    out = estimate.public(est)
+    text = estimate.format_report(est)
+    if budget_unit is not None:
+        try:
+            budget = estimate.plan_budget(
+                plan, est, budget_unit, args.gpu_hours if budget_unit == "gpu" else args.cpu_hours, args.order
+            )
+        except ValueError as err:
+            return _fail(str(err))
+        overlay = estimate.subset_overlay(args.configfile, budget["kept"], args.overlay_out) if budget["kept"] else ""
+        if overlay and args.overlay_out:
+            Path(args.overlay_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.overlay_out).write_text(overlay)
+        out["budget"] = {**budget, "overlay": overlay}
+        text += estimate.format_budget(budget, overlay, args.overlay_out)
+    elif args.overlay_out:
+        return _fail("--overlay-out needs --gpu-hours or --cpu-hours (the budget that picks the experiments)")
+    print(json.dumps(out, indent=2) if args.json else text, end="")
     return 0
+
+
+def estimate_orders() -> tuple[str, ...]:
+    from neuroplastic.analysis.estimate import ORDERS
+
+    return ORDERS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -179,5 +207,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpu-updates-per-s", type=float, default=None, help="use this CPU env-steps/s for every class")
     p.add_argument("--gpu-updates-per-s", type=float, default=None, help="use this GPU env-steps/s for every class")
     p.add_argument("--threads", type=int, default=None, help="torch threads while measuring")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--gpu-hours", type=float, default=None, help="list which experiments fit this many GPU-hours, cumulatively"
+    )
+    budget.add_argument(
+        "--cpu-hours", type=float, default=None, help="list which experiments fit this many CPU-hours, cumulatively"
+    )
+    p.add_argument(
+        "--order",
+        choices=estimate_orders(),
+        default="paper",
+        help="with a budget: paper = the config's own order (the paper's main results first); cheapest = "
+        "each experiment's own cost, ascending",
+    )
+    p.add_argument(
+        "--overlay-out", default=None, metavar="YAML", help="with a budget: write the overlay that runs what fits here"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)

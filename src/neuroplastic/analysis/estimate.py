@@ -1,41 +1,50 @@
 """Compute estimate of a workflow config: runs × env steps ÷ throughput → CPU-hours and GPU-hours.
 
 Runs are counted after deduplication (a run shared by two experiments costs once). Throughput is looked up per
-*cost class* (the distinct agent + method names of the plan) in stored measurements: JSON files written by
-`benchmarks/throughput.py`, shipped in `analysis/throughput/` (this package) or given with `--measurements`.
-A class's rate is, in this order:
-- `measured`: a loop measurement (env steps/s of `loop.advance`: env step, hooks, and the updates the replay
-  ratio owes, so DrQ-v2 counts 0.5 updates per step) of that agent and method;
-- `derived`:  the agent's measured baseline × the method's update-throughput ratio to it (from the same file,
-  else from the CPU file);
-- `assumed`:  the agent's baseline alone (the method's cost is unknown), or a file marked `assumed` (published
-  numbers, e.g. LeanRL's H100 TD3/SAC rates, until `benchmarks/gpu_check.sh` measures them);
-- `given`:    a rate from the command line or the config's `estimate` section.
-GPU-hours follow the packing plan: k runs per GPU (`--runs-per-gpu`, else `train.runs_per_gpu`, else 1) use one
-GPU for k runs at the measured aggregate gain of k packed processes; without a packing measurement no gain is
-assumed. `--measure` times every class here instead (slow: pixel classes render on the CPU). The estimate
-ignores evaluation episodes and rare method events, so read it as a lower bound within tens of percent.
+*cost class* (agent, method names, env family) in stored measurements: JSON files written by
+`benchmarks/throughput.py`, shipped in `analysis/throughput/` (this package) or given with `--measurements`. Each
+class's CPU and GPU rate says where it comes from, and is one of:
+- `measured`:  a loop measurement (env steps/s of `loop.advance`: env step, hooks, and the updates the replay ratio
+  owes, so DrQ-v2 counts 0.5 updates per step) of that agent, method and env family on that device; or the
+  agent's measured loop × the method's update-throughput ratio to the agent alone, both measured in the same file
+  on the same agent and env family;
+- `published`: a figure from a publication, with its source, in a file marked `published` (LeanRL's H100 TD3, SAC
+  and PPO rates);
+- `given`:     a rate from the command line or the config's `estimate` section;
+- `n/a`:       none of these exist; the reason is printed. A rate is never carried over from another device (a
+  CPU method ratio says nothing about a launch-bound GPU update) or from another agent.
+Methods that do a subset of another method's work are costed as that one (`COST_AS`, said in the detail): an
+upper bound. GPU-hours follow the packing plan: k runs per GPU (`--runs-per-gpu`, else `train.runs_per_gpu`,
+else 1) use one GPU for k runs at the measured aggregate gain of k packed processes; without a packing measurement
+no gain is assumed. `--measure` times every class here instead (slow: pixel classes render on the CPU). The
+estimate ignores evaluation episodes and rare method events, so read it as a lower bound within tens of percent.
+
+`plan_budget` (`--gpu-hours N` / `--cpu-hours N`) walks the config's experiments in a stated order and keeps each
+one whose new runs still fit the budget, then writes the overlay (`include` + `experiments_only`) that runs just
+those.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from neuroplastic.experiments import Plan
+if TYPE_CHECKING:  # the CLI builds its parser from ORDERS: importing this module stays cheap
+    from neuroplastic.experiments import Plan
 
 MEASUREMENTS_DIR = Path(__file__).resolve().parent / "throughput"
 
 
 @dataclass
 class Rate:
-    steps_per_s: float
-    source: str  # measured | derived | assumed | given
-    detail: str
+    steps_per_s: float | None  # None: n/a
+    source: str  # measured | published | given | n/a
+    detail: str  # how the rate was obtained, or why there is none
 
 
 @dataclass
@@ -44,13 +53,24 @@ class ClassCost:
     example_run: str
     runs: int = 0
     env_steps: int = 0
-    cpu: Rate | None = None
-    gpu: Rate | None = None
+    cpu: Rate = field(default_factory=lambda: Rate(None, "n/a", "not looked up"))
+    gpu: Rate = field(default_factory=lambda: Rate(None, "n/a", "not looked up"))
     run_ids: list[str] = field(default_factory=list)
 
 
 # A family without rows of its own is costed on another's: the cycling env cycles MuJoCo tasks.
 FAMILY_FALLBACK = {"cycling": "MuJoCo"}
+# Methods that do a subset of another's work per update cost at most as much: NE's ablations leave out parts of
+# NE; data_augmentation only switches the agent's own augmentation off for part of a run ("none": the agent alone).
+COST_AS = {
+    "ne_no_review": "ne",
+    "ne_growth_only": "ne",
+    "ne_no_growth": "ne",
+    "ne_no_pruning": "ne",
+    "ne_static_actor": "ne",
+    "ne_static": "ne",
+    "data_augmentation": "none",
+}
 
 
 def cost_key(run: dict[str, Any]) -> str:
@@ -142,7 +162,7 @@ def measure(run: dict[str, Any], iterations: int, device: str, threads: int | No
 
 # --- stored measurements ----------------------------------------------------------------------------
 def load_measurements(paths: list[str | Path] | None = None) -> list[dict[str, Any]]:
-    """Given files first (in order), then the packaged ones (measured before assumed)."""
+    """Given files first (in order), then the packaged ones (measured before published)."""
     files = [Path(p) for p in paths or []]
     packaged = sorted(MEASUREMENTS_DIR.glob("*.json"))
     out = []
@@ -156,24 +176,53 @@ def load_measurements(paths: list[str | Path] | None = None) -> list[dict[str, A
                 raise ValueError(
                     f"throughput measurements {f}: missing key {key!r} (write it with benchmarks/throughput.py)"
                 )
+        if data.get("assumed"):
+            raise ValueError(
+                f"throughput measurements {f}: key 'assumed' is no longer read; a file of published figures says "
+                '"published": true and names its "source"'
+            )
+        if data.get("published") and not data.get("source"):
+            raise ValueError(f"throughput measurements {f}: 'published' needs a 'source' (where the figures are from)")
         data["_path"] = str(f)
         data["_given"] = i < len(files)
         out.append(data)
-    return sorted(out, key=lambda d: (not d["_given"], bool(d.get("assumed"))))
+    return sorted(out, key=lambda d: (not d["_given"], bool(d.get("published"))))
 
 
-def pick(measurements: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
-    for m in measurements:
-        if m["hardware"].get("device") == device:
-            return m
-    return None
+def pick(measurements: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
+    """The files of `device`, in lookup order (given first, then packaged; measured before published)."""
+    return [m for m in measurements if m["hardware"].get("device") == device]
+
+
+def lookup_in(agent: str, method: str, files: list[dict[str, Any]], family: str | None, device: str) -> Rate:
+    """The rate from the first file that has one (each file's rate from that file alone: one machine per rate).
+    Without one: the reason of the first file with rows of this agent and family, else of the first file."""
+    if not files:
+        what = "measurement" if device == "cpu" else "measurement or published figure"
+        return Rate(None, "n/a", f"no {device.upper()} {what} stored or given")
+    misses = []
+    for m in files:
+        rate = lookup_rate(agent, method, m, family)
+        if rate.steps_per_s is not None:
+            rate.detail += f" [{Path(m['_path']).name}]"
+            return rate
+        misses.append((_has_rows(agent, m, family), rate))
+    return next((rate for has_rows, rate in misses if has_rows), misses[0][1])
+
+
+def _has_rows(agent: str, m: dict[str, Any], family: str | None) -> bool:
+    families = {family, FAMILY_FALLBACK.get(family or "")}
+    return any(row["agent"] == agent and (family is None or _row_family(row) in families) for row in m["loop"])
+
+
+def _kind(m: dict[str, Any]) -> str:
+    return "published" if m.get("published") else "measured"
 
 
 def _describe(m: dict[str, Any]) -> str:
     hw = m["hardware"]
     where = hw.get("gpu") or hw.get("cpu") or "?"
-    kind = "assumed" if m.get("assumed") else "measured"
-    text = f"{kind} on {where}"
+    text = f"{_kind(m)} on {where}"
     if hw.get("device") == "cpu":
         text += f", {hw.get('torch_threads')} thread(s)"
     if m.get("created"):
@@ -181,6 +230,12 @@ def _describe(m: dict[str, Any]) -> str:
     if m.get("source"):
         text += f"; source: {m['source']}"
     return text
+
+
+def _describe_all(files: list[dict[str, Any]]) -> str | None:
+    if len(files) <= 1:
+        return _describe(files[0]) if files else None
+    return "; ".join(f"[{Path(m['_path']).name}] {_describe(m)}" for m in files)
 
 
 def _method_name(spec: str) -> str:
@@ -195,35 +250,31 @@ def _row_family(row: dict[str, Any]) -> str | None:
     return env_family(row["env"], row["agent"]) if row.get("env") else None
 
 
-def _method_ratio(
-    agent: str, method: str, files: list[dict[str, Any]], family: str | None = None
-) -> tuple[float, str] | None:
-    """The method's update throughput relative to the agent without it: same agent and env family first, then
-    the same agent on any env, then any agent."""
-    for same_agent, same_family in ((True, True), (True, False), (False, False)):
-        if same_family and family is None:
+def _method_ratio(agent: str, method: str, m: dict[str, Any], family: str | None) -> float | None:
+    """The method's update-throughput ratio to the agent alone, measured in `m` on this agent and env family."""
+    for row in m.get("updates", []):
+        if _method_name(row["method"]) != method or row.get("ratio_to_baseline") is None or row["agent"] != agent:
             continue
-        for m in files:
-            for row in m.get("updates", []):
-                if _method_name(row["method"]) != method or row.get("ratio_to_baseline") is None:
-                    continue
-                if same_agent and row["agent"] != agent:
-                    continue
-                if same_family and _row_family(row) != family:
-                    continue
-                where = f" on {row['env']}" if row.get("env") else ""
-                text = f"{row['agent']}+{row['method']}{where} update ratio in {Path(m['_path']).name}"
-                return row["ratio_to_baseline"], text
+        if family is None or _row_family(row) == family:
+            return float(row["ratio_to_baseline"])
     return None
 
 
-def lookup_rate(
-    agent: str, method: str, m: dict[str, Any], fallback: list[dict[str, Any]], family: str | None = None
-) -> Rate | None:
-    """The env steps/s of (agent, method) from measurement file `m` (see the module docstring). With `family`,
-    only loop rows of envs of that family count (or of its `FAMILY_FALLBACK`, said in the detail): an agent's
-    rate on one domain says nothing about another."""
-    base_kind = "assumed" if m.get("assumed") else "measured"
+def _no_rate(agent: str, method: str, m: dict[str, Any], family: str | None) -> Rate:
+    """n/a, with the file's own reason where it gives one (a published file says what was searched)."""
+    for entry in m.get("not_available", []):
+        if entry.get("agent") == agent and entry.get("family") in (None, family):
+            return Rate(None, "n/a", entry["reason"])
+    device = m["hardware"].get("device", "?")
+    where = f" on {family}" if family else ""
+    return Rate(None, "n/a", f"no {device} rate of {agent}{where} in {Path(m['_path']).name}")
+
+
+def lookup_rate(agent: str, method: str, m: dict[str, Any], family: str | None = None) -> Rate:
+    """The env steps/s of (agent, methods joined by '+') from measurement file `m` (see the module docstring).
+    With `family`, only rows of envs of that family count (or of its `FAMILY_FALLBACK`, said in the detail): an
+    agent's rate on one domain says nothing about another. Only `m` is read: no rate crosses devices or agents."""
+    kind = _kind(m)
     loops = [row for row in m.get("loop", []) if row["agent"] == agent]
     note = ""
     if family is not None:
@@ -232,26 +283,36 @@ def lookup_rate(
             own = [row for row in loops if _row_family(row) == FAMILY_FALLBACK[family]]
             note = f" ({family} costed as {FAMILY_FALLBACK[family]})"
         loops = own
+    names = [] if method == "none" else method.split("+")
+    aliases = [f"{n} costed as {COST_AS[n]} (an upper bound)" for n in names if n in COST_AS]
+    names = [COST_AS.get(n, n) for n in names]
+    names = [n for n in names if n != "none"]
+    note += "".join(f"; {a}" for a in aliases)
+    key = "+".join(names) or "none"
     for row in loops:
-        if _method_name(row["method"]) == method:
-            where = f"{agent}+{row['method']} loop on {row['env']}, {row['mode']}{note}"
-            return Rate(row["steps_per_s"], base_kind, where)
+        if _method_name(row["method"]) == key:
+            return Rate(row["steps_per_s"], kind, f"{agent}+{row['method']} loop on {row['env']}, {row['mode']}{note}")
     baseline = next((row for row in loops if row["method"] == "none"), None)
     if baseline is None:
-        return None
-    methods = method.split("+")
-    base = f"{agent} baseline on {baseline['env']}{note}"
-    if method == "none":
-        return Rate(baseline["steps_per_s"], base_kind, f"{agent} loop on {baseline['env']}{note}")
-    factor, notes = 1.0, []
-    for name in methods:
-        found = _method_ratio(agent, name, [m, *fallback], family)
-        if found is None:
-            return Rate(baseline["steps_per_s"], "assumed", f"{base}; cost of {name} unmeasured")
-        factor *= found[0]
-        notes.append(found[1])
-    kind = "assumed" if m.get("assumed") else "derived"
-    return Rate(baseline["steps_per_s"] * factor, kind, f"{base} × {'; '.join(notes)}")
+        return _no_rate(agent, method, m, family)
+    ratio_family = _row_family(baseline)
+    factor = 1.0
+    for name in names:
+        ratio = _method_ratio(agent, name, m, ratio_family)
+        if ratio is None:
+            device = m["hardware"].get("device", "?")
+            return Rate(
+                None,
+                "n/a",
+                f"the cost of {name} on {agent} is not measured on {device} ({Path(m['_path']).name} has "
+                f"{agent}'s baseline on {baseline['env']} but no {name} row; a ratio from another agent or device "
+                "is not used)",
+            )
+        factor *= ratio
+    detail = f"{agent} loop on {baseline['env']}{note}"
+    if names:
+        detail += f" × update ratio of {'+'.join(names)} to {agent} alone (both measured in one file)"
+    return Rate(baseline["steps_per_s"] * factor, kind, detail)
 
 
 def packing_gain(m: dict[str, Any] | None, runs_per_gpu: int) -> tuple[float, str]:
@@ -305,7 +366,7 @@ def estimate(
     cpu_given = cpu_steps_per_s or est_cfg.get("cpu_updates_per_s")
     gpu_given = gpu_steps_per_s or est_cfg.get("gpu_updates_per_s")
     stored = load_measurements(measurements)
-    cpu_file, gpu_file = pick(stored, "cpu"), pick(stored, "cuda")
+    cpu_files, gpu_files = pick(stored, "cpu"), pick(stored, "cuda")
     k = int(runs_per_gpu or (plan.config.get("train") or {}).get("runs_per_gpu") or 1)
     n_updates = measure_updates or est_cfg.get("measure_updates") or 300
     has_cuda = torch.cuda.is_available()
@@ -316,82 +377,84 @@ def estimate(
             cls.cpu = Rate(float(cpu_given), "given", "command line/config")
         elif measure_here:
             cls.cpu = Rate(measure(run, n_updates, "cpu", threads), "measured", f"here, {n_updates} loop steps")
-        elif cpu_file is not None:
-            cls.cpu = lookup_rate(agent, method, cpu_file, [], family)
+        else:
+            cls.cpu = lookup_in(agent, method, cpu_files, family, "cpu")
         if gpu_given:
             source = est_cfg.get("gpu_source") or "command line/config"
             cls.gpu = Rate(float(gpu_given), "given", source if not gpu_steps_per_s else "command line")
         elif measure_here and has_cuda:
             rate = measure(run, n_updates, "cuda", threads, compile="auto")
             cls.gpu = Rate(rate, "measured", f"here on {torch.cuda.get_device_name(0)}")
-        elif gpu_file is not None:
-            cls.gpu = lookup_rate(agent, method, gpu_file, [cpu_file] if cpu_file else [], family)
-    gain, packing = packing_gain(gpu_file, k)
+        else:
+            cls.gpu = lookup_in(agent, method, gpu_files, family, "gpu")
+    gain, packing = packing_gain(next((m for m in gpu_files if m.get("packing")), None), k)
 
-    def hours(steps: int, rate: Rate | None) -> float | None:
-        return None if rate is None else steps / rate.steps_per_s / 3600
-
-    per_exp: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "env_steps": 0, "cpu_h": 0.0, "gpu_h": 0.0})
+    # Hours of every run (None: its class has no rate); experiments, parts and totals sum these.
     key_of = {rid: cost_key(run) for rid, run in plan.runs.items()}
-    for exp in plan.config["experiments"]:
-        for rid in plan.experiment_run_ids(exp):
-            cls = classes[key_of[rid]]
-            steps = int(plan.runs[rid]["steps"])
-            row = per_exp[exp]
-            row["runs"] += 1
-            row["env_steps"] += steps
-            for unit, rate, div in (("cpu_h", cls.cpu, 1.0), ("gpu_h", cls.gpu, gain)):
-                h = hours(steps, rate)
-                row[unit] = None if h is None or row[unit] is None else row[unit] + h / div
-    # Parts by env family (each class lies in one family; a part sums its classes' runs).
-    families: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "env_steps": 0, "cpu_h": 0.0, "gpu_h": 0.0})
-    for rid, run in sorted(plan.runs.items()):
+    per_run: dict[str, dict[str, float | None]] = {}
+    for rid, run in plan.runs.items():
         cls = classes[key_of[rid]]
         steps = int(run["steps"])
-        row = families[run_family(run)]
-        row["runs"] += 1
-        row["env_steps"] += steps
-        for unit, rate, div in (("cpu_h", cls.cpu, 1.0), ("gpu_h", cls.gpu, gain)):
-            h = hours(steps, rate)
-            row[unit] = None if h is None or row[unit] is None else row[unit] + h / div
+        per_run[rid] = {
+            "cpu_h": None if cls.cpu.steps_per_s is None else steps / cls.cpu.steps_per_s / 3600,
+            "gpu_h": None if cls.gpu.steps_per_s is None else steps / cls.gpu.steps_per_s / 3600 / gain,
+        }
 
-    def total(unit: str) -> float | None:
-        vals = [r[unit] for r in families.values()]
-        return None if any(v is None for v in vals) else sum(vals)
+    def summed(run_ids: list[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {"runs": len(run_ids), "env_steps": sum(int(plan.runs[r]["steps"]) for r in run_ids)}
+        for unit in ("cpu_h", "gpu_h"):
+            vals = [per_run[r][unit] for r in run_ids]
+            row[unit] = None if any(v is None for v in vals) else sum(vals)  # type: ignore[arg-type]
+            row[unit + "_na_runs"] = sum(v is None for v in vals)
+        return row
+
+    per_exp = {exp: summed(plan.experiment_run_ids(exp)) for exp in plan.config["experiments"]}
+    # Parts by env family (each class lies in one family; a part sums its runs once).
+    by_family: dict[str, list[str]] = defaultdict(list)
+    for rid, run in sorted(plan.runs.items()):
+        by_family[run_family(run)].append(rid)
+    families = {fam: summed(rids) for fam, rids in by_family.items()}
+    total = summed(sorted(plan.runs))
+
+    def rate_json(rate: Rate) -> dict[str, Any]:
+        value = None if rate.steps_per_s is None else round(rate.steps_per_s, 2)
+        return {"steps_per_s": value, "source": rate.source, "detail": rate.detail}
 
     return {
         "config": plan.name,
         "runs": len(plan.runs),
-        "env_steps": sum(int(r["steps"]) for r in plan.runs.values()),
-        "cpu_hours": total("cpu_h"),
-        "gpu_hours": total("gpu_h"),
-        "cpu_source": "given"
-        if cpu_given
-        else ("measured here" if measure_here else _describe(cpu_file) if cpu_file else None),
+        "env_steps": total["env_steps"],
+        "cpu_hours": total["cpu_h"],
+        "gpu_hours": total["gpu_h"],
+        "cpu_source": "given" if cpu_given else ("measured here" if measure_here else _describe_all(cpu_files)),
         "gpu_source": (
             ("given: " + (est_cfg.get("gpu_source") or "command line"))
             if gpu_given
-            else ("measured here" if measure_here and has_cuda else _describe(gpu_file) if gpu_file else None)
+            else ("measured here" if measure_here and has_cuda else _describe_all(gpu_files))
         ),
         "runs_per_gpu": k,
         "packing_gain": gain,
         "packing": packing,
         "threads": threads or torch.get_num_threads(),
-        "families": dict(families),
-        "experiments": dict(per_exp),
+        "families": families,
+        "experiments": per_exp,
         "classes": [
             {
                 "agent_method": json.loads(c.key),
                 "runs": c.runs,
                 "env_steps": c.env_steps,
-                "cpu_steps_per_s": round(c.cpu.steps_per_s, 2) if c.cpu else None,
-                "cpu_rate": None if c.cpu is None else f"{c.cpu.source}: {c.cpu.detail}",
-                "gpu_steps_per_s": round(c.gpu.steps_per_s, 2) if c.gpu else None,
-                "gpu_rate": None if c.gpu is None else f"{c.gpu.source}: {c.gpu.detail}",
+                "cpu": rate_json(c.cpu),
+                "gpu": rate_json(c.gpu),
             }
             for c in classes.values()
         ],
+        "_per_run": per_run,
     }
+
+
+def public(est: dict[str, Any]) -> dict[str, Any]:
+    """The estimate without its per-run working data (what `--json` prints)."""
+    return {k: v for k, v in est.items() if not k.startswith("_")}
 
 
 def _h(value: float | None) -> str:
@@ -420,15 +483,118 @@ def format_report(est: dict[str, Any]) -> str:
         f"{_h(est['gpu_hours']):>12}"
     )
     lines.append("(experiment rows count shared runs in each experiment; the totals count each run once;")
-    lines.append(" n/a: no rate stored for some class, see below)")
+    lines.append(" n/a: some class of the row has no rate; each class's reason is below)")
     lines.append("")
-    lines.append("env steps/s per agent/method class (how each rate was obtained):")
+    lines.append("env steps/s per agent/method class; source: measured | published | given | n/a (with the reason):")
     for c in est["classes"]:
         methods = "+".join(m["name"] for m in c["agent_method"]["method"]) or "-"
-        methods = f"{methods} [{c['agent_method']['family']}]"
         agent = c["agent_method"]["agent"]["name"]
-        cpu = "n/a" if c["cpu_steps_per_s"] is None else f"{c['cpu_steps_per_s']:.1f}"
-        gpu = "n/a" if c["gpu_steps_per_s"] is None else f"{c['gpu_steps_per_s']:.1f}"
-        lines.append(f"  {agent:<6} {methods:<30} runs {c['runs']:>4}  CPU {cpu:>8} ({c['cpu_rate'] or 'no rate'})")
-        lines.append(f"  {'':<6} {'':<30} {'':>9}  GPU {gpu:>8} ({c['gpu_rate'] or 'no rate'})")
+        lines.append(f"  {agent} {methods} [{c['agent_method']['family']}]: {c['runs']} runs")
+        for device in ("cpu", "gpu"):
+            rate = c[device]
+            v = rate["steps_per_s"]
+            value = "n/a" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+            lines.append(f"    {device.upper()} {value:>8}  {rate['source']:<10} {rate['detail']}")
+    return "\n".join(lines) + "\n"
+
+
+# --- planning within a budget ------------------------------------------------------------------------
+ORDERS = ("paper", "cheapest")
+
+
+def plan_budget(plan: Plan, est: dict[str, Any], unit: str, budget_h: float, order: str = "paper") -> dict[str, Any]:
+    """Which experiments of the config fit `budget_h` hours of `unit` ("cpu" or "gpu").
+
+    Order `paper`: the config's own order (config/paper.yaml lists the NE paper's main results first); `cheapest`:
+    by each experiment's own cost, ascending. Walking that order, an experiment is kept when the runs it adds to
+    those already kept (runs shared between experiments cost once) still fit; one that does not fit is skipped
+    and the walk goes on, so a cheaper later one may still fit. An experiment with a run of no rate cannot be
+    costed and is never kept."""
+    if unit not in ("cpu", "gpu"):
+        raise ValueError(f"budget unit must be cpu or gpu, got {unit!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    if not budget_h > 0:
+        raise ValueError(f"--{unit}-hours must be positive, got {budget_h}")
+    per_run = est["_per_run"]
+    key = unit + "_h"
+    names = list(plan.config["experiments"])
+    own = {n: est["experiments"][n][key] for n in names}
+    if order == "cheapest":
+        names.sort(key=lambda n: (own[n] is None, own[n] or 0.0))
+    kept_runs: set[str] = set()
+    spent = 0.0
+    rows = []
+    for name in names:
+        rids = plan.experiment_run_ids(name)
+        new = [r for r in rids if r not in kept_runs]
+        costs = [per_run[r][key] for r in new]
+        row: dict[str, Any] = {"experiment": name, "runs": len(rids), "new_runs": len(new), "own_h": own[name]}
+        if any(c is None for c in costs):
+            row.update(added_h=None, cumulative_h=None, fits=False, why="no rate for some of its runs")
+        else:
+            added = sum(costs)  # type: ignore[arg-type]
+            fits = spent + added <= budget_h
+            if fits:
+                spent += added
+                kept_runs.update(new)
+            row.update(
+                added_h=added,
+                cumulative_h=spent if fits else None,
+                fits=fits,
+                why="" if fits else f"needs {added:.1f} h, {budget_h - spent:.1f} h left",
+            )
+        rows.append(row)
+    kept = [r["experiment"] for r in rows if r["fits"]]
+    return {
+        "unit": unit,
+        "budget_h": budget_h,
+        "order": order,
+        "rows": rows,
+        "kept": kept,
+        "kept_runs": len(kept_runs),
+        "spent_h": spent,
+    }
+
+
+def subset_overlay(configfile: str | Path, kept: list[str], overlay_path: str | Path | None = None) -> str:
+    """The overlay that runs just `kept` of `configfile` (config/README.md, "Overlays"): `include` is relative to
+    where the overlay is saved (default: beside the config)."""
+    configfile = Path(configfile).resolve()
+    where = Path(overlay_path).resolve().parent if overlay_path else configfile.parent
+    include = os.path.relpath(configfile, where)
+    names = ", ".join(kept)
+    return f"include: {include}\nexperiments_only: [{names}]\n"
+
+
+def format_budget(budget: dict[str, Any], overlay_text: str, overlay_path: str | None) -> str:
+    unit = budget["unit"].upper()
+    lines = [
+        "",
+        f"within {budget['budget_h']:g} {unit}-hours, experiments in {budget['order']} order "
+        + (
+            "(the config's own order: the paper's main results first)"
+            if budget["order"] == "paper"
+            else "(cheapest first)"
+        )
+        + "; runs shared with an experiment already kept cost nothing again:",
+        f"  {'':<6}{'experiment':<28}{'runs':>6}{'new':>6}{unit + '-h':>11}{'cumulative':>12}",
+    ]
+    for r in budget["rows"]:
+        mark = "fits" if r["fits"] else "-"
+        cumulative = "" if r["cumulative_h"] is None else f"{r['cumulative_h']:.1f}"
+        lines.append(
+            f"  {mark:<6}{r['experiment']:<28}{r['runs']:>6}{r['new_runs']:>6}{_h(r['added_h']):>11}{cumulative:>12}"
+            + (f"  ({r['why']})" if r["why"] else "")
+        )
+    lines.append(
+        f"kept: {len(budget['kept'])} experiments, {budget['kept_runs']} runs, {budget['spent_h']:.1f} {unit}-hours"
+    )
+    if not budget["kept"]:
+        lines.append("nothing fits: no overlay to run")
+        return "\n".join(lines) + "\n"
+    where = f"written to {overlay_path}" if overlay_path else "save it beside the config, e.g. config/subset.yaml"
+    lines.append(f"overlay that runs just these ({where}):")
+    lines += ["    " + line for line in overlay_text.splitlines()]
+    lines.append(f"  snakemake --profile workflow/profiles/local --configfile {overlay_path or '<that file>'}")
     return "\n".join(lines) + "\n"
