@@ -36,7 +36,8 @@ MUJOCO_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
 MUJOCO_VERSIONS = ("v4", "v5")
 MUJOCO_IDS = tuple(f"{t}-{v}" for t in MUJOCO_TASKS for v in MUJOCO_VERSIONS)
 # Discrete classic-control tasks of the sparse-training study's DQN runs.
-CLASSIC_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+# CartPole-v0 (200-step episodes) is the sparse-training study's CartPole (rigl `dqn_gym_dense_config.gin`).
+CLASSIC_IDS = ("CartPole-v0", "CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 
 
 @dataclass(frozen=True)

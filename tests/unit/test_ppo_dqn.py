@@ -347,3 +347,36 @@ def test_ppo_l2_is_lambda_sum_of_squares_without_half():
     expected = 1e-3 * sum(float((w.double() ** 2).sum()) for w in kernels)
     assert float(agent.l2_penalty()) == pytest.approx(expected, rel=1e-5)
     assert agent.params.weight_decay == 1e-3 and PPOParams().weight_decay == 1e-6  # the study's dense value
+
+
+# --- the study's DQN settings (rigl dqn_train_eval.py / dqn_gym_dense_config.gin, dqn_agents.py) ----------
+def test_dqn_classic_l2_is_1e6_on_hidden_kernels_only():
+    agent = _dqn()
+    assert agent.cfg.weight_decay == 1e-6
+    net = agent.nets["critic"]
+    kernels = agent.decayed_kernels()
+    assert [k.shape for k in kernels] == [layer.weight.shape for layer in net.layers[:-1]]  # not the Q output
+    expected = 1e-6 * sum(float((layer.weight.double() ** 2).sum()) for layer in net.layers[:-1])
+    assert float(agent.l2_penalty()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dqn_atari_init_is_glorot_uniform():
+    torch.manual_seed(0)
+    cfg = {"agent": {"name": "dqn", "hidden": 64, "buffer_size": 100}, "env": "ALE/Pong-v5", "steps": 200}
+    agent = loop.build(config.resolve({**cfg, "start_steps": 20}), torch.device("cpu")).agent
+    net = agent.nets["critic"]
+    assert agent.cfg.weight_decay == 0.0
+    for layer in [*net.convs, *net.head.layers]:
+        receptive = layer.weight[0, 0].numel()
+        fan_in, fan_out = layer.weight.shape[1] * receptive, layer.weight.shape[0] * receptive
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        w = layer.weight.detach()
+        # Uniform on ±limit: the max is near the limit and the std is limit/√3 (Dopamine's scaling differs).
+        assert float(w.abs().max()) <= limit and float(w.abs().max()) > 0.95 * limit
+        assert float(w.std()) == pytest.approx(limit / math.sqrt(3), rel=0.1)
+        assert bool((layer.bias == 0).all())
+
+
+def test_cartpole_v0_is_the_studys_200_step_task():
+    assert envs.env_id_problem("CartPole-v0") is None
+    assert envs.spec_of(envs.make_env("CartPole-v0", seed=0)).max_episode_steps == 200
