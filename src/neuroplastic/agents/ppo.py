@@ -1,6 +1,7 @@
 """PPO with the clipped surrogate (Schulman et al. 2017) for continuous control, as the sparse-training study ran
 it: tf-agents `PPOClipAgent` through rigl's `ppo_train_eval.py` + `ppo_mujoco_dense_config.gin` at
-google-research/rigl d39fc7d (every value and its source: docs/deviations.md, "PPO hyperparameters").
+google-research/rigl d39fc7d (every value and its source: docs/deviations.md, "Sparse-training study: PPO, DQN,
+Atari, scaled dense").
 
 Networks (roles), those of rigl's `sparse_ppo_actor_network.py` and `sparse_value_network.py`:
   "actor" = MLP s→64→64→|A| (tanh), orthogonal hidden kernels (gain 1), the mean layer VarianceScaling(0.1,
@@ -24,12 +25,12 @@ Training, one iteration per `rollout_length` (2048) env steps:
   4. `epochs` (10) passes over random minibatches of `batch_size` (64): each is one gradient update
      (`agent.update`) of actor and critic together: loss = −mean(min(ρA, clip(ρ, 1±ε)A)) + c_v·mean((R − V)²)
      − c_e·entropy + λ_wd·Σ‖W‖² (tf-agents' L2 on every actor and value kernel: Σ tf.square), advantages
-     normalised per minibatch,
-     the global gradient norm clipped to `max_grad_norm`, then one Adam step per role (method hooks around
-     each). The learning rate decays linearly with the iteration: lr·(1 − i/I), I = steps // rollout_length.
+     normalised per minibatch, the global gradient norm clipped to `max_grad_norm`, then one Adam step per role
+     (method hooks around each). The learning rate decays linearly with the iteration: lr·(1 − i/I),
+     I = steps // rollout_length.
 So 1M env steps make 488 iterations × 320 updates = 156,160 updates (the study's 489 iterations: 156,480);
-`planned_updates` reports that number to schedules. Evaluation acts with the (squashed) mean, clipped. Minibatch order
-uses the agent's numpy generator; everything is checkpointed (normalisers, store, iteration).
+`planned_updates` reports that number to schedules. Evaluation acts with the (squashed) mean, clipped. Minibatch
+order uses the agent's numpy generator; everything is checkpointed (normalisers, store, iteration).
 """
 
 from __future__ import annotations
