@@ -97,6 +97,8 @@ class Resolved:
     weight_decay: float
 
 
+# The study's values at google-research/rigl d39fc7d: classic `dqn_gym_dense_config.gin` + `dqn_train_eval.py`,
+# Atari `dqn_atari_dense.gin` + Dopamine `dqn.gin`.
 DOMAIN_DEFAULTS = {
     "classic": Resolved(1e-3, 1e-7, 128, 100_000, 1, 100, "mse", 0.01, 0, 0, 0.0, None, 1e-6),
     "atari": Resolved(2.5e-4, 1e-8, 32, 1_000_000, 4, 2000, "huber", 0.01, 250_000, 20_000, 0.001, 1.0, 0.0),
