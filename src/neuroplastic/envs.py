@@ -37,7 +37,8 @@ MUJOCO_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
 MUJOCO_VERSIONS = ("v4", "v5")
 MUJOCO_IDS = tuple(f"{t}-{v}" for t in MUJOCO_TASKS for v in MUJOCO_VERSIONS)
 # Discrete classic-control tasks of the sparse-training study's DQN runs.
-CLASSIC_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+# CartPole-v0 (200-step episodes) is the sparse-training study's CartPole (rigl `dqn_gym_dense_config.gin`).
+CLASSIC_IDS = ("CartPole-v0", "CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 
 # `env_options` of gymnasium MuJoCo envs, key → accepted values. `contact_margin: max`: a contact between two geoms
 # starts at the larger of their two margins, as in MuJoCo ≤ 3.4.0; MuJoCo ≥ 3.5.0 adds the two margins, so Hopper's

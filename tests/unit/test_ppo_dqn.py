@@ -11,7 +11,7 @@ from torch import nn
 
 from neuroplastic import atari, config, envs, loop
 from neuroplastic.agents.dqn import DQN, DQNParams, linear_epsilon
-from neuroplastic.agents.ppo import clipped_surrogate, gae
+from neuroplastic.agents.ppo import PPOParams, clipped_surrogate, gae
 from neuroplastic.methods import MethodStack
 from neuroplastic.methods.dense_scaled import matching_spec, param_count, sparse_param_count
 from neuroplastic.nets import MLPSpec, NatureCNN, NatureCNNSpec
@@ -300,3 +300,83 @@ def test_ppo_weight_decay_follows_networks_that_plasticity_injection_replaces():
     live = {id(p) for r in ("actor", "critic") for p in run.agent.nets[r].parameters()}
     kernels = {id(w) for w in run.agent.decayed_kernels()}
     assert kernels <= live and len(kernels) > len(before)  # the injected heads' kernels are decayed too
+
+
+# --- the study's PPO networks (rigl sparse_ppo_actor_network.py, sparse_value_network.py) -------------------
+def _ppo_run(**agent) -> loop.Run:
+    cfg = {"agent": {"name": "ppo", **agent}, "env": "Hopper-v4", "steps": 4096, "start_steps": 0}
+    return loop.build(config.resolve(cfg), torch.device("cpu"))
+
+
+def test_ppo_value_network_is_relu_with_small_uniform_output():
+    torch.manual_seed(0)
+    agent = _ppo_run().agent
+    critic = agent.nets["critic"]
+    assert critic.spec.activation == "relu" and agent.nets["actor"].net.spec.activation == "tanh"
+    hidden = critic.hidden_activations(torch.randn(64, agent.env.obs_dim))
+    assert all(bool((h >= 0).all()) and bool((h == 0).any()) for h in hidden)  # ReLU, not tanh
+    out = critic.layers[-1].weight.detach()
+    assert float(out.abs().max()) <= 0.03 and float(out.abs().max()) > 0.02  # U(±0.03), not orthogonal gain 1
+    first = critic.layers[0].weight
+    # Orthogonal hidden kernel (11 → 64: orthonormal columns).
+    assert torch.allclose(first.T @ first, torch.eye(first.shape[1]), atol=1e-5)
+
+
+def test_ppo_actor_mean_is_squashed_and_std_starts_at_035():
+    torch.manual_seed(0)
+    agent = _ppo_run().agent
+    actor = agent.nets["actor"]
+    assert torch.allclose(actor.std(), torch.full((agent.env.act_dim,), 0.35), atol=1e-6)
+    # Mean layer VarianceScaling(0.1, fan_in=64): entries have std √(0.1/64) ≈ 0.040 (orthogonal·0.01: ≈ 0.001).
+    w = actor.net.layers[-1].weight.detach()
+    assert 0.028 < float(w.std()) < 0.052 and float(w.abs().max()) <= 2 * math.sqrt(0.1 / 64) / 0.8796 + 1e-6
+    obs = torch.randn(256, agent.env.obs_dim)
+    with torch.no_grad():
+        assert torch.allclose(actor(obs), agent.env.max_action * torch.tanh(actor.net(obs)))
+        actor.net.layers[-1].weight.mul_(1e3)  # a large raw output stays inside the bounds
+        mean = actor(obs)
+    assert float(mean.abs().max()) <= agent.env.max_action and float(mean.abs().max()) > 0.99
+    _, entropy = actor.log_prob(torch.zeros(1, agent.env.obs_dim), torch.zeros(1, agent.env.act_dim))
+    assert float(entropy[0]) == pytest.approx(agent.env.act_dim * (math.log(0.35) + 0.5 * (1 + math.log(2 * math.pi))))
+
+
+def test_ppo_l2_is_lambda_sum_of_squares_without_half():
+    agent = _ppo_run(weight_decay=1e-3).agent
+    kernels = [m.weight for r in ("actor", "critic") for m in agent.nets[r].modules() if hasattr(m, "mask")]
+    assert len(kernels) == 6  # 3 actor + 3 value kernels; the std bias and biases are not decayed
+    expected = 1e-3 * sum(float((w.double() ** 2).sum()) for w in kernels)
+    assert float(agent.l2_penalty()) == pytest.approx(expected, rel=1e-5)
+    assert agent.params.weight_decay == 1e-3 and PPOParams().weight_decay == 1e-6  # the study's dense value
+
+
+# --- the study's DQN settings (rigl dqn_train_eval.py / dqn_gym_dense_config.gin, dqn_agents.py) ----------
+def test_dqn_classic_l2_is_1e6_on_hidden_kernels_only():
+    agent = _dqn()
+    assert agent.cfg.weight_decay == 1e-6
+    net = agent.nets["critic"]
+    kernels = agent.decayed_kernels()
+    assert [k.shape for k in kernels] == [layer.weight.shape for layer in net.layers[:-1]]  # not the Q output
+    expected = 1e-6 * sum(float((layer.weight.double() ** 2).sum()) for layer in net.layers[:-1])
+    assert float(agent.l2_penalty()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dqn_atari_init_is_glorot_uniform():
+    torch.manual_seed(0)
+    cfg = {"agent": {"name": "dqn", "hidden": 64, "buffer_size": 100}, "env": "ALE/Pong-v5", "steps": 200}
+    agent = loop.build(config.resolve({**cfg, "start_steps": 20}), torch.device("cpu")).agent
+    net = agent.nets["critic"]
+    assert agent.cfg.weight_decay == 0.0
+    for layer in [*net.convs, *net.head.layers]:
+        receptive = layer.weight[0, 0].numel()
+        fan_in, fan_out = layer.weight.shape[1] * receptive, layer.weight.shape[0] * receptive
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        w = layer.weight.detach()
+        # Uniform on ±limit: the max is near the limit and the std is limit/√3 (Dopamine's scaling differs).
+        assert float(w.abs().max()) <= limit and float(w.abs().max()) > 0.95 * limit
+        assert float(w.std()) == pytest.approx(limit / math.sqrt(3), rel=0.1)
+        assert bool((layer.bias == 0).all())
+
+
+def test_cartpole_v0_is_the_studys_200_step_task():
+    assert envs.env_id_problem("CartPole-v0") is None
+    assert envs.spec_of(envs.make_env("CartPole-v0", seed=0)).max_episode_steps == 200

@@ -134,3 +134,15 @@ def test_sac_trains_and_stays_finite():
     assert not bool(run.agent.nonfinite())
     assert all(math.isfinite(v.item()) for v in run.agent.log_values().values())
     assert full_state(run)["agent"]["updates"] == 150
+
+
+def test_weight_decay_adds_lambda_sum_of_squares_of_each_role_kernels():
+    """The sparse-training study's dense SAC has weight decay 1e-4 (rigl `sac_mujoco_dense_config.gin`): Keras
+    L2, λ·Σw² on every kernel of actor and critics, inside each network's own loss."""
+    cfg = config.resolve(tiny_config(agent={"name": "sac", "hidden": 16, "weight_decay": 1e-4}))
+    agent = loop.build(cfg, torch.device("cpu")).agent
+    for role, n_kernels in (("actor", 3), ("critic", 6)):
+        kernels = [m.weight for m in agent.nets[role].modules() if isinstance(m, torch.nn.Linear)]
+        assert len(kernels) == n_kernels
+        expected = 1e-4 * sum(float((w.double() ** 2).sum()) for w in kernels)
+        assert float(agent.l2_penalty(role)) == pytest.approx(expected, rel=1e-5)

@@ -4,7 +4,7 @@ Two domains, each with the defaults of the reference code the study used (every 
 listed in docs/deviations.md, "DQN hyperparameters"); a parameter left at None takes its domain's default:
 
 Classic control: tf-agents `dqn_train_eval.py` + rigl `dqn_gym_*.gin`; Atari: Dopamine `dqn.gin` + rigl
-`dqn_atari_dense.gin`.
+`dqn_atari_dense.gin` and `dqn_agents.py` (google-research/rigl d39fc7d).
 
 | parameter              | classic control      | Atari                                       |
 |------------------------|----------------------|---------------------------------------------|
@@ -17,6 +17,8 @@ Classic control: tf-agents `dqn_train_eval.py` + rigl `dqn_gym_*.gin`; Atari: Do
 | exploration ε          | constant 0.01        | 1 → 0.01 linearly over 250k agent steps after 20k warm-up |
 | evaluation ε           | 0 (greedy)           | 0.001                                       |
 | reward clipping        | none                 | [−1, 1]                                     |
+| weight decay           | 1e-6·Σw², hidden kernels | 0 (if set: ½λΣw², every kernel)          |
+| init                   | He trunc. normal hidden, U(±0.03) out, bias −0.2 | Glorot uniform, biases 0 |
 
 The Q-network is the role "critic" (the only network; its target is `targets["critic"]`), so every sparse
 method's default roles reach it. The TD target is y = r + γ·not_done·Q̄(s', argmax_a Q(s', a)) with double-Q
@@ -38,7 +40,7 @@ from pydantic import Field
 from torch import nn
 
 from neuroplastic.agents.base import Agent, AgentParams
-from neuroplastic.nets import MLP, MLPSpec, NatureCNN, NatureCNNSpec
+from neuroplastic.nets import MLP, MLPSpec, NatureCNN, NatureCNNSpec, sum_of_squares
 from neuroplastic.replay import Batch, PixelReplay, ReplayBuffer
 
 
@@ -70,6 +72,12 @@ class DQNParams(AgentParams):
     clip_rewards: bool | None = Field(
         None, description="Clip rewards to [−1, 1] in the update (None: no for classic, yes for Atari)."
     )
+    weight_decay: float | None = Field(
+        None,
+        ge=0,
+        description="L2 λ (None: 1e-6 classic as λΣw² on the hidden kernels (Keras L2); 0 Atari, where a set λ "
+        "adds ½λΣw² over every kernel (rigl SparseDQNAgent, tf.nn.l2_loss)).",
+    )
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,14 @@ class Resolved:
     epsilon_warmup: int
     eval_epsilon: float
     reward_clip: float | None
+    weight_decay: float
 
 
+# The study's values at google-research/rigl d39fc7d: classic `dqn_gym_dense_config.gin` + `dqn_train_eval.py`,
+# Atari `dqn_atari_dense.gin` + Dopamine `dqn.gin`.
 DOMAIN_DEFAULTS = {
-    "classic": Resolved(1e-3, 1e-7, 128, 100_000, 1, 100, "mse", 0.01, 0, 0, 0.0, None),
-    "atari": Resolved(2.5e-4, 1e-8, 32, 1_000_000, 4, 2000, "huber", 0.01, 250_000, 20_000, 0.001, 1.0),
+    "classic": Resolved(1e-3, 1e-7, 128, 100_000, 1, 100, "mse", 0.01, 0, 0, 0.0, None, 1e-6),
+    "atari": Resolved(2.5e-4, 1e-8, 32, 1_000_000, 4, 2000, "huber", 0.01, 250_000, 20_000, 0.001, 1.0, 0.0),
 }
 
 
@@ -214,12 +225,26 @@ class DQN(Agent):
         the host decides it, so the captured update traces one variant with the copy and one without."""
         return update % self.cfg.target_update_period == 0
 
+    def decayed_kernels(self) -> list[torch.Tensor]:
+        """Classic: the hidden layers' kernels (tf-agents `build_network` puts the L2 regulariser on the hidden
+        Dense layers, not on the Q output). Atari: every kernel (rigl `SparseDQNAgent`: all non-bias variables).
+        Read at each update: methods may replace modules."""
+        kernels = [m.weight for m in self.nets["critic"].modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+        return kernels if self.pixels else kernels[:-1]
+
+    def l2_penalty(self) -> torch.Tensor:
+        """Classic: λ·Σw² (Keras L2); Atari: ½λ·Σw² (tf.nn.l2_loss)."""
+        factor = 0.5 if self.pixels else 1.0
+        return factor * self.cfg.weight_decay * sum_of_squares(self.decayed_kernels())
+
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
         """One TD step of the Q-network; `policy`: then copy it into the target network."""
         target = self.td_target(batch)
         q_all = self.nets["critic"](batch.obs)
         q = q_all.gather(1, batch.action.long().view(-1, 1))
         loss = td_loss(q, target, self.cfg.loss)
+        if self.cfg.weight_decay:
+            loss = loss + self.l2_penalty()
         self._optimize("critic", loss, update)
         if policy:
             with torch.no_grad():
@@ -242,13 +267,12 @@ class DQN(Agent):
 @torch.no_grad()
 def init_q_network(net: nn.Module) -> None:
     """The reference inits. MLP (tf-agents `build_network`): hidden kernels He truncated normal
-    (VarianceScaling(2, fan_in)), output kernel U(±0.03) with bias −0.2, hidden biases 0. Nature CNN
-    (Dopamine): every kernel VarianceScaling(1/√3, fan_in, uniform) = U(±√(√3/fan_in)), biases 0."""
+    (VarianceScaling(2, fan_in)), output kernel U(±0.03) with bias −0.2, hidden biases 0. Nature CNN (rigl
+    `dqn_agents.NatureDQNNetwork`, Keras layers given no initializer): every kernel Glorot uniform
+    U(±√(6 / (fan_in + fan_out))), biases 0."""
     if isinstance(net, NatureCNN):
         for layer in [*net.convs, *net.head.layers]:
-            fan_in = layer.weight[0].numel()
-            limit = math.sqrt(3.0 * (1.0 / math.sqrt(3.0)) / fan_in)
-            layer.weight.uniform_(-limit, limit)
+            nn.init.xavier_uniform_(layer.weight)
             layer.bias.zero_()
         return
     for layer in net.layers[:-1]:

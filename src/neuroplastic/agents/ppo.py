@@ -1,11 +1,16 @@
 """PPO with the clipped surrogate (Schulman et al. 2017) for continuous control, as the sparse-training study ran
-it: tf-agents `PPOClipAgent` through rigl's `ppo_train_eval.py` + `ppo_mujoco_dense_config.gin` (every value
-and its source: docs/deviations.md, "PPO hyperparameters").
+it: tf-agents `PPOClipAgent` through rigl's `ppo_train_eval.py` + `ppo_mujoco_dense_config.gin` at
+google-research/rigl d39fc7d (every value and its source: docs/deviations.md, "Sparse-training study: PPO, DQN,
+Atari, scaled dense").
 
-Networks (roles): "actor" = MLP s→64→64→|A| (tanh) giving the Gaussian mean, plus a state-independent log-std
-vector (initial 0); "critic" = the value MLP s→64→64→1 (tanh). Both are `MLP`s of `MaskedLinear` layers, so
-every sparse method's default roles (actor, critic) reach them. Init: orthogonal, gain 1 for hidden layers
-and the value output, 0.01 for the mean output; biases 0.
+Networks (roles), those of rigl's `sparse_ppo_actor_network.py` and `sparse_value_network.py`:
+  "actor" = MLP s→64→64→|A| (tanh), orthogonal hidden kernels (gain 1), the mean layer VarianceScaling(0.1,
+  fan_in, truncated normal); its output u gives the Gaussian mean c + m·tanh(u) (tanh-squashed and scaled to the
+  action bounds [c − m, c + m]); the std is softplus(b) of a state-independent bias b starting at
+  softplus⁻¹(0.35), so σ = 0.35 at the start;
+  "critic" = the value MLP s→64→64→1 (ReLU, the value network's default activation), orthogonal hidden kernels
+  (gain 1), the output kernel U(−0.03, 0.03). Biases start at 0. Both are `MLP`s of `MaskedLinear` layers, so
+  every sparse method's default roles (actor, critic) reach them.
 
 Training, one iteration per `rollout_length` (2048) env steps:
   1. the loop fills the agent's `RolloutStore` through `collect` (raw observations, the raw Gaussian sample as
@@ -19,12 +24,13 @@ Training, one iteration per `rollout_length` (2048) env steps:
      bootstrap through V(s'_t) but still cut the recursion), returns R_t = A_t + V(s_t);
   4. `epochs` (10) passes over random minibatches of `batch_size` (64): each is one gradient update
      (`agent.update`) of actor and critic together: loss = −mean(min(ρA, clip(ρ, 1±ε)A)) + c_v·mean((R − V)²)
-     − c_e·entropy + λ_wd·½Σ‖W‖² (tf-agents' `l2_loss` on the kernels), advantages normalised per minibatch,
-     the global gradient norm clipped to `max_grad_norm`, then one Adam step per role (method hooks around
-     each). The learning rate decays linearly with the iteration: lr·(1 − i/I), I = steps // rollout_length.
+     − c_e·entropy + λ_wd·Σ‖W‖² (tf-agents' L2 on every actor and value kernel: Σ tf.square), advantages
+     normalised per minibatch, the global gradient norm clipped to `max_grad_norm`, then one Adam step per role
+     (method hooks around each). The learning rate decays linearly with the iteration: lr·(1 − i/I),
+     I = steps // rollout_length.
 So 1M env steps make 488 iterations × 320 updates = 156,160 updates (the study's 489 iterations: 156,480);
-`planned_updates` reports that number to schedules. Evaluation acts with the mean (clipped). Minibatch order
-uses the agent's numpy generator; everything is checkpointed (normalisers, store, iteration).
+`planned_updates` reports that number to schedules. Evaluation acts with the (squashed) mean, clipped. Minibatch
+order uses the agent's numpy generator; everything is checkpointed (normalisers, store, iteration).
 """
 
 from __future__ import annotations
@@ -36,18 +42,22 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
+from torch.nn import functional as F
 
 from neuroplastic.agents.base import Agent, AgentParams
 from neuroplastic.nets import MLP, MLPSpec, sum_of_squares
 from neuroplastic.replay import Batch, Replay
 
 NORM_EPS = 1e-8
+# Keras' VarianceScaling with a truncated normal divides the std by this (the std of N(0, 1) truncated at ±2).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
 class PPOParams(AgentParams):
     hidden: int = Field(64, gt=0, description="Width of every hidden layer of the actor and value MLPs.")
     layers: int = Field(2, gt=0, description="Hidden layers of each MLP.")
-    activation: str = Field("tanh", description="Hidden activation of both MLPs (tf-agents PPO: tanh).")
+    activation: str = Field("tanh", description="Hidden activation of the actor MLP (rigl PPO actor: tanh).")
+    value_activation: str = Field("relu", description="Hidden activation of the value MLP (rigl ValueNetwork: relu).")
     lr: float = Field(3e-4, gt=0, description="Adam learning rate at the first iteration.")
     lr_decay: bool = Field(True, description="Decay the lr linearly to 0 over the iterations (rigl ppo_train_eval).")
     adam_eps: float = Field(1e-5, gt=0)
@@ -61,14 +71,15 @@ class PPOParams(AgentParams):
     entropy_coef: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(0.5, gt=0, description="Global gradient-norm clip (None = off).")
     weight_decay: float = Field(
-        1e-3, ge=0, description="λ of λ·½Σ‖W‖² on actor and value kernels (tf-agents l2_loss; study dense: 1e-3)."
+        1e-6, ge=0, description="λ of λ·Σ‖W‖² on actor and value kernels (tf-agents PPO L2; study dense: 1e-6)."
     )
     normalize_advantages: bool = Field(True, description="Per-minibatch (A − mean)/√(var + 1e-8).")
     normalize_observations: bool = Field(True)
     normalize_rewards: bool = Field(True)
     obs_clip: float = Field(10.0, gt=0)
     reward_clip: float = Field(10.0, gt=0)
-    init_log_std: float = Field(0.0, description="Initial log σ of the Gaussian policy.")
+    init_std: float = Field(0.35, gt=0, description="Initial σ = softplus(bias) of the Gaussian policy.")
+    squash_mean: bool = Field(True, description="Mean = c + m·tanh(u), inside the action bounds (rigl PPO actor).")
 
 
 class PPOBatch(NamedTuple):
@@ -232,24 +243,54 @@ class RolloutStore(Replay):
         self.generator.set_state(state["generator"])
 
 
-class GaussianActor(nn.Module):
-    """MLP(s) → mean; a state-independent log σ; actions a ~ N(mean, σ²) (unsquashed)."""
+def softplus_inverse(y: float) -> float:
+    """x with softplus(x) = y (> 0): log(exp(y) − 1)."""
+    return math.log(math.expm1(y))
 
-    def __init__(self, spec: MLPSpec, init_log_std: float) -> None:
+
+class GaussianActor(nn.Module):
+    """MLP(s) → u; mean = c + m·tanh(u) (`squash`, bounds [c − m, c + m]) or u; σ = softplus(b) of a
+    state-independent bias b; actions a ~ N(mean, σ²), unsquashed (the env gets them clipped)."""
+
+    def __init__(self, spec: MLPSpec, init_std: float, squash: bool, max_action: float) -> None:
         super().__init__()
         self.net = MLP(spec)
-        self.log_std = nn.Parameter(torch.full((spec.out_dim,), float(init_log_std)))
+        self.squash = squash
+        self.max_action = float(max_action)
+        self.std_bias = nn.Parameter(torch.full((spec.out_dim,), softplus_inverse(init_std)))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        """The Gaussian mean."""
+        u = self.net(obs)
+        # Symmetric bounds (every MuJoCo task here): centre c = 0, magnitude m = max_action.
+        return self.max_action * torch.tanh(u) if self.squash else u
+
+    def std(self) -> torch.Tensor:
+        return F.softplus(self.std_bias)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-density of `action` (summed over dimensions) and the entropy, both (B,)."""
-        mean, log_std = self.net(obs), self.log_std
-        z = (action - mean) / log_std.exp()
+        mean, std = self(obs), self.std()
+        log_std = torch.log(std)
+        z = (action - mean) / std
         log_prob = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(log_prob.shape)
         return log_prob, entropy
+
+
+@torch.no_grad()
+def init_ppo_network(mlp: MLP, role: str) -> None:
+    """rigl's PPO inits: hidden kernels orthogonal (gain 1); the actor's mean layer VarianceScaling(0.1, fan_in,
+    truncated normal at ±2σ); the value output U(−0.03, 0.03); every bias 0."""
+    for layer in mlp.layers:
+        nn.init.orthogonal_(layer.weight, gain=1.0)
+        layer.bias.zero_()
+    out = mlp.layers[-1]
+    if role == "actor":
+        std = math.sqrt(0.1 / out.in_features) / TRUNCATED_NORMAL_STD
+        nn.init.trunc_normal_(out.weight, std=std, a=-2 * std, b=2 * std)
+    else:
+        out.weight.uniform_(-0.03, 0.03)
 
 
 class PPO(Agent):
@@ -294,24 +335,20 @@ class PPO(Agent):
         hidden = (p.hidden,) * p.layers
         return {
             "actor": MLPSpec(e.obs_dim, hidden, e.act_dim, activation=p.activation),
-            "critic": MLPSpec(e.obs_dim, hidden, 1, activation=p.activation),
+            "critic": MLPSpec(e.obs_dim, hidden, 1, activation=p.value_activation),
         }
 
     def build_net(self, role: str) -> nn.Module:
         spec = self.methods.net_spec(role, self.net_specs()[role])
+        p = self.params
         if role == "actor":
-            net = GaussianActor(spec, self.params.init_log_std)
+            net = GaussianActor(spec, p.init_std, p.squash_mean, self.env.max_action)
             mlp = net.net
         elif role == "critic":
             net = mlp = MLP(spec)
         else:
             raise KeyError(role)
-        with torch.no_grad():
-            for layer in mlp.layers:
-                nn.init.orthogonal_(layer.weight, gain=1.0)
-                layer.bias.zero_()
-            if role == "actor":
-                nn.init.orthogonal_(mlp.layers[-1].weight, gain=0.01)
+        init_ppo_network(mlp, role)
         return net.to(self.device)
 
     def make_optimizer(self, role: str) -> torch.optim.Optimizer:
@@ -352,7 +389,7 @@ class PPO(Agent):
         actor = self.nets["actor"]
         mean = actor(o)[0]
         if explore:
-            sample = mean + actor.log_std.exp() * torch.randn_like(mean)
+            sample = mean + actor.std() * torch.randn_like(mean)
             self.last_sample = sample.cpu().numpy().astype(np.float32)
             out = self.last_sample
         else:
@@ -403,6 +440,10 @@ class PPO(Agent):
         Injection replace modules, so a list kept from build time would decay tensors no longer trained."""
         return [m.weight for r in ("actor", "critic") for m in self.nets[r].modules() if hasattr(m, "mask")]
 
+    def l2_penalty(self) -> torch.Tensor:
+        """λ·Σ‖W‖² over the actor and value kernels: tf-agents' PPO L2 sums tf.square (no ½, unlike tf.nn.l2_loss)."""
+        return self.params.weight_decay * sum_of_squares(self.decayed_kernels())
+
     def learn(self, batch: PPOBatch, update: int, policy: bool) -> None:
         """One minibatch gradient step of actor and critic together (`policy` is always True). Reads the
         normalisers' tensors, which `prepare` updates in place, and the lr the host set in the param groups."""
@@ -417,7 +458,7 @@ class PPO(Agent):
         value_loss = (batch.ret - value).pow(2).mean()
         loss = policy_loss + p.value_coef * value_loss - p.entropy_coef * entropy.mean()
         if p.weight_decay:
-            loss = loss + p.weight_decay * 0.5 * sum_of_squares(self.decayed_kernels())
+            loss = loss + self.l2_penalty()
         self._optimize(("actor", "critic"), loss, update, max_grad_norm=p.max_grad_norm)
         ratio = torch.exp(log_prob.detach() - batch.old_log_prob)
         self.record(

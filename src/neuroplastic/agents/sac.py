@@ -30,7 +30,7 @@ from pydantic import Field
 from torch import nn
 
 from neuroplastic.agents.base import AgentParams, TwinCriticAgent
-from neuroplastic.nets import MLP, MLPSpec, TwinQ
+from neuroplastic.nets import MLP, MLPSpec, TwinQ, sum_of_squares
 from neuroplastic.replay import Batch
 
 
@@ -50,6 +50,12 @@ class SACParams(AgentParams):
     log_std_max: float = Field(2.0)
     reward_scale: float = Field(1.0, gt=0, description="Rewards are multiplied by this (sparse-training gin: 0.1).")
     buffer_size: int = Field(1_000_000, gt=0)
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="λ of λ·Σ‖W‖² on every actor and critic kernel, each in its own loss (Keras L2 of the "
+        "sparse-training study's SAC networks; its dense runs: 1e-4).",
+    )
 
 
 class Temperature(nn.Module):
@@ -149,6 +155,12 @@ class SAC(TwinCriticAgent):
     def update_roles(self, policy: bool) -> tuple[str, ...]:
         return ("critic", "actor", "temperature") if self.params.learn_temperature else ("critic", "actor")
 
+    def l2_penalty(self, role: str) -> torch.Tensor:
+        """λ·Σ‖W‖² over the role's linear kernels (biases excluded), read at each update since methods may
+        replace modules."""
+        kernels = [m.weight for m in self.nets[role].modules() if isinstance(m, nn.Linear)]
+        return self.params.weight_decay * sum_of_squares(kernels)
+
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
         p = self.params
         actor, critic, temperature = self.nets["actor"], self.nets["critic"], self.nets["temperature"]
@@ -159,6 +171,8 @@ class SAC(TwinCriticAgent):
 
         q1, q2 = critic(batch.obs, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        if p.weight_decay:
+            critic_loss = critic_loss + self.l2_penalty("critic")
         self._optimize("critic", critic_loss, update)
         self.polyak("critic", p.tau)
         self.methods.after_target_update(self)
@@ -166,6 +180,8 @@ class SAC(TwinCriticAgent):
         action, log_prob = actor.sample(batch.obs)
         q1_pi, q2_pi = critic(batch.obs, action)
         actor_loss = (alpha * log_prob - torch.min(q1_pi, q2_pi)).mean()
+        if p.weight_decay:
+            actor_loss = actor_loss + self.l2_penalty("actor")
         self._optimize("actor", actor_loss, update)
 
         entropy = -log_prob.detach().mean()

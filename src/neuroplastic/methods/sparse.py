@@ -60,7 +60,8 @@ if TYPE_CHECKING:
 
 
 class SparseParams(Params):
-    """Parameters every sparse-training method shares (defaults: the study's SAC-MuJoCo sparse config)."""
+    """Parameters every sparse-training method shares (defaults: the study's SAC-MuJoCo sparse and pruning configs
+    at google-research/rigl d39fc7d, `sac_mujoco_{sparse,pruning}_config.gin`)."""
 
     sparsity: float = Field(
         0.9, ge=0.5, le=0.99, description="Global sparsity S of each sparse network (final sparsity for GMP)."
