@@ -261,12 +261,13 @@ def test_experiments_only_keeps_those_experiments_and_the_figures_that_read_noth
 
 STAGE_ONE = ("validation", "validation_ne")
 STAGE_TWO = ("validation_td3_paper", "validation_ne_hopper", "validation_review")
+SPARSE_STUDY = ("sparse_validation", "sparse_validation_dqn")
 
 
 def test_validation_config_is_the_validation_experiments_at_cpu_scale():
     plan = plan_from_file(REPO / "config" / "validation.yaml")
-    assert list(plan.config["experiments"]) == [*STAGE_ONE, *STAGE_TWO]
-    assert all(f["experiment"] in STAGE_ONE + STAGE_TWO for f in plan.config["figures"].values())
+    assert list(plan.config["experiments"]) == [*STAGE_ONE, *STAGE_TWO, *SPARSE_STUDY]
+    assert all(f["experiment"] in STAGE_ONE + STAGE_TWO + SPARSE_STUDY for f in plan.config["figures"].values())
     stage_one = [plan.runs[r] for r in sorted({r for e in STAGE_ONE for r in plan.experiment_run_ids(e)})]
     assert len(stage_one) == 15  # TD3 × 2 envs × 3 seeds + (TD3, NE, ne_code) × HalfCheetah × 3 seeds
     assert {(r["steps"], r["start_steps"]) for r in stage_one} == {(100_000, 10_000)}
