@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from neuroplastic import capture
-from neuroplastic.nets import ACTIVATION_WIDTH, MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
+from neuroplastic.nets import MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
 from neuroplastic.topology.distribution import layer_sparsities
 
 MASK_INITS = ("magnitude", "random")
@@ -86,10 +86,6 @@ class SparseLayer:
         if self.mlp is None or self.is_first:
             return None
         return self.index - 1
-
-    def input_widen(self) -> int:
-        """Columns per input unit (2 after a CReLU, which concatenates both signs)."""
-        return ACTIVATION_WIDTH[self.mlp.spec.activation] if self.mlp is not None else 1
 
 
 def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
@@ -317,18 +313,6 @@ class Topology:
             target.mask = layer.mask
             target_weights.append(target.weight)
         return target_weights
-
-    # --- density (from masks, on the device) ----------------------------------------------------
-    def active_counts(self, role: str | None = None) -> dict[str, torch.Tensor]:
-        """Active entries per layer key (device tensors; dense layers count all entries)."""
-        layers = self.all_layers() if role is None else self.layers[role]
-        out = {}
-        for layer in layers:
-            if layer.mask is None:
-                out[layer.key] = torch.tensor(layer.numel, device=layer.weight.device)
-            else:
-                out[layer.key] = layer.mask.sum()
-        return out
 
 
 def density_metrics(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
