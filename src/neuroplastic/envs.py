@@ -17,8 +17,11 @@ gymnasium envs take none.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -182,13 +185,44 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
         return dmc.DMCEnv(env_id, seed, options or {})
     if atari.is_atari_id(env_id):
         return atari.AtariEnv(env_id, seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _mujoco_compiler_warning_dropped(env_id in MUJOCO_IDS):
         # v4 ids are deprecated in gymnasium 1.x, but they are the paper's setting.
         warnings.simplefilter("ignore", DeprecationWarning)
         env = gym.make(env_id)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env
+
+
+# gymnasium's HalfCheetah model sets `settotalmass`, which the XML compiler of MuJoCo 3.17 (our pin) calls
+# deprecated. It prints that from C on every compile (train and eval env: twice a run); the model is gymnasium's.
+MUJOCO_DROPPED_WARNING = "compiler attribute 'settotalmass' is deprecated"
+
+
+@contextlib.contextmanager
+def _mujoco_compiler_warning_dropped(active: bool) -> Iterator[None]:
+    """While a MuJoCo model compiles: drop its one known deprecation warning, print every other warning as
+    MuJoCo does (`WARNING: <text>` on stderr), then put back whatever warning handler was set before."""
+    if not active:
+        yield
+        return
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(text: str) -> None:
+        if text.startswith(MUJOCO_DROPPED_WARNING):
+            return
+        if previous is not None:
+            previous(text)
+        else:
+            print(f"WARNING: {text}\n", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 def spec_of(env: gym.Env) -> EnvSpec:
