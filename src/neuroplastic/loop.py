@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,14 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
     collect(run, loop, t)
     run.methods.on_step(run.agent, t)
     if t > run.cfg.start_steps:
-        for batch in update_batches(run, loop, t):
-            (run.update or run.agent.update)(batch)
-            run.methods.on_update(run.agent, batch, t)
+        run_updates(run, update_batches(run, loop, t), t)
+
+
+def run_updates(run: Run, batches: Iterable[Any], t: int) -> None:
+    """The update of each batch (eager or captured, `run.update`), then `on_update`; after env step `t`."""
+    for batch in batches:
+        (run.update or run.agent.update)(batch)
+        run.methods.on_update(run.agent, batch, t)
 
 
 def update_batches(run: Run, loop: LoopState, t: int) -> Iterator[Any]:
@@ -142,8 +147,13 @@ def update_batches(run: Run, loop: LoopState, t: int) -> Iterator[Any]:
     loop.update_credit += run.agent.replay_ratio
     while loop.update_credit >= 1.0:
         loop.update_credit -= 1.0
-        batch = run.methods.on_sample(run.agent, run.replay, t)
-        yield run.replay.sample(run.agent.params.batch_size) if batch is None else batch
+        yield sample_batch(run, t)
+
+
+def sample_batch(run: Run, t: int) -> Any:
+    """One off-policy training batch after env step `t`: a replay sample, unless `on_sample` replaces it."""
+    batch = run.methods.on_sample(run.agent, run.replay, t)
+    return run.replay.sample(run.agent.params.batch_size) if batch is None else batch
 
 
 def evaluate(run: Run) -> dict[str, float]:

@@ -174,6 +174,10 @@ class NetworkGrowth:
             self.window = pos // self.params.delta
         return due
 
+    def force_due(self) -> None:
+        """The next optimizer call of this network is due (while growth is active), whatever its position."""
+        self.window = -1
+
     def _restart_clock(self, update: int) -> None:
         self.step, self.offset, self.window, self.position = 0, update, 0, 0
 

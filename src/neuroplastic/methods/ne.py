@@ -244,6 +244,13 @@ class NE(Method):
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         return any(self.growth[r].due(update) for r in roles if r in self.growth)
 
+    def event_period(self) -> int | None:
+        return self.params.growth.delta if self.growth else None
+
+    def force_next_event(self, agent: Agent) -> None:
+        for g in self.growth.values():
+            g.force_due()
+
     def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
         for r in roles:
             if r in self.growth:

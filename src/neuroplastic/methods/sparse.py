@@ -201,6 +201,16 @@ class SparseTraining(Method):
         self.cursor[role] = j + 1
         return self.points[j]
 
+    def force_next_event(self, agent: Agent) -> None:
+        if self.event_period() is None:
+            super().force_next_event(agent)
+        # A point at the current update count, which the next update serves (also before GMP's first point).
+        j = bisect.bisect_left(self.points, agent.updates)
+        if j == len(self.points) or self.points[j] != agent.updates:
+            self.points.insert(j, agent.updates)
+        for role in self.cursor:
+            self.cursor[role] = min(self.cursor[role], j)
+
     def capture_key(self) -> tuple:
         # GMP starts dense: its first pruning step turns layers sparse, which changes the traced hooks.
         topo = self.topology
@@ -306,6 +316,9 @@ class DynamicSparse(Static):
     def schedule(self) -> list[int]:
         return list(range(0, self.stop_update + 1, self.params.delta))
 
+    def event_period(self) -> int | None:
+        return self.params.delta
+
     def drop_fraction(self, t: int) -> float:
         p = self.params
         if p.drop_schedule == "constant":
@@ -384,6 +397,9 @@ class GMP(SparseTraining):
     @property
     def end_update(self) -> int:
         return int(self.params.end_fraction * self.total_updates)
+
+    def event_period(self) -> int | None:
+        return self.params.delta
 
     def schedule(self) -> list[int]:
         points = list(range(self.begin_update, self.end_update + 1, self.params.delta))
