@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from neuroplastic import capture, config, loop
+from neuroplastic import capture, config, loop, runs
 from neuroplastic.agents import AGENTS
 from neuroplastic.analysis.estimate import measure as loop_steps_per_s
 from neuroplastic.threads import limit_threads
@@ -149,7 +149,7 @@ def run_config(agent: str, method: str, steps: int, start_steps: int, small: boo
     }
     if agent in STUDY_CASES:
         raw["method"] = [{**m, **STUDY_METHOD_PARAMS.get(m["name"], {})} for m in raw["method"]]
-    return config.resolve(raw, source="throughput benchmark")
+    return runs.resolve(raw, source="throughput benchmark")
 
 
 class Case:

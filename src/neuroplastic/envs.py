@@ -6,8 +6,8 @@
 
 Every env is built by `make_env(env_id, seed, options)`; the training env is seeded with `seed`, the evaluation
 env with `seed + EVAL_SEED_OFFSET` (the TD3 author code's convention). The loop trains in the `TrainingEnv` that
-`make_training_env(cfg)` returns: the env it steps, plus what the env adds to the log (its evaluation row and
-phase metrics), so the loop knows no env by name. Envs built from more of the run config than an id (the
+`runs.make_training_env(cfg)` returns: the env it steps, plus what the env adds to the log (its evaluation row
+and phase metrics), so the loop knows no env by name. Envs built from more of the run config than an id (the
 continual `cycling` env, cycling.py) come through the same function. `get_state`/`set_state` capture the full
 simulator state (MjData, including solver warm-start), the env's RNG and the time-limit counter (for DMC also
 the task RNG, the step counters and the frame stack), so a run resumed from a checkpoint mid-episode continues
@@ -18,20 +18,19 @@ gymnasium envs take none.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata as md
 import pickle
 import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
+from neuroplastic import atari, dmc
 from neuroplastic.config import CYCLING_ENV_ID
-
-if TYPE_CHECKING:
-    from neuroplastic.config import RunConfig
 
 EVAL_SEED_OFFSET = 100
 
@@ -145,19 +144,8 @@ def mean_episode_return(agent: Policy, env: Any, episodes: int, seed: int) -> fl
     return total / episodes
 
 
-def make_training_env(cfg: RunConfig) -> TrainingEnv:
-    """The env of run config `cfg`, seeded with `cfg.seed` (not yet reset by the caller's seed)."""
-    if cfg.env == CYCLING_ENV_ID:
-        from neuroplastic import cycling
-
-        return cycling.CyclingTrainingEnv(cfg.cycle, cfg.seed)
-    return TrainingEnv(make_env(cfg.env, cfg.seed, cfg.env_options), cfg.env, cfg.env_options)
-
-
 def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | None:
     """None when `env_id` (with `options`) is supported, else a message for the user."""
-    from neuroplastic import atari, dmc
-
     if dmc.is_dmc_id(env_id):
         return dmc.env_id_problem(env_id, options or {})
     if atari.is_atari_id(env_id):
@@ -179,8 +167,6 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
     problem = env_id_problem(env_id, options)
     if problem:
         raise ValueError(problem)
-    from neuroplastic import atari, dmc
-
     if dmc.is_dmc_id(env_id):
         return dmc.DMCEnv(env_id, seed, options or {})
     if atari.is_atari_id(env_id):
@@ -201,8 +187,8 @@ MUJOCO_DROPPED_WARNING = "compiler attribute 'settotalmass' is deprecated"
 
 @contextlib.contextmanager
 def _mujoco_compiler_warning_dropped(active: bool) -> Iterator[None]:
-    """While a MuJoCo model compiles: drop its one known deprecation warning, print every other warning as
-    MuJoCo does (`WARNING: <text>` on stderr), then put back whatever warning handler was set before."""
+    """While a MuJoCo model compiles: drop its one known deprecation warning, pass every other warning to the
+    handler set before (none: print it as MuJoCo does, `WARNING: <text>` on stderr), then put that one back."""
     if not active:
         yield
         return
@@ -213,10 +199,12 @@ def _mujoco_compiler_warning_dropped(active: bool) -> Iterator[None]:
     def handler(text: str) -> None:
         if text.startswith(MUJOCO_DROPPED_WARNING):
             return
-        if previous is not None:
-            previous(text)
-        else:
+        if previous is None:
             print(f"WARNING: {text}\n", file=sys.stderr)
+        elif hasattr(previous, "argtypes"):  # a ctypes callback (dm_control sets one) takes a C string
+            previous(text.encode())
+        else:
+            previous(text)
 
     mujoco.set_mju_user_warning(handler)
     try:
@@ -262,9 +250,7 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
 
 def get_state(env: gym.Env) -> bytes:
     """Everything needed to continue `env` bit-identically."""
-    from neuroplastic.dmc import DMCEnv
-
-    if isinstance(env, TrainingEnv | CompositeEnv | DMCEnv):
+    if isinstance(env, TrainingEnv | CompositeEnv | dmc.DMCEnv | atari.AtariEnv):
         return env.get_state()
     base = env.unwrapped
     limit = _time_limit(env)
@@ -284,9 +270,7 @@ def get_state(env: gym.Env) -> bytes:
 def set_state(env: gym.Env, blob: bytes) -> None:
     import mujoco
 
-    from neuroplastic.dmc import DMCEnv
-
-    if isinstance(env, TrainingEnv | CompositeEnv | DMCEnv):
+    if isinstance(env, TrainingEnv | CompositeEnv | dmc.DMCEnv | atari.AtariEnv):
         env.set_state(blob)
         return
     state = pickle.loads(blob)
@@ -305,8 +289,6 @@ def set_state(env: gym.Env, blob: bytes) -> None:
 
 
 def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
     out = {}
     for pkg in ("gymnasium", "mujoco", "dm_control"):
         try:

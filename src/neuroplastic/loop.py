@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from neuroplastic import capture, envs, metrics, probes, runlog
+from neuroplastic import capture, envs, metrics, probes, runlog, runs
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -86,7 +87,7 @@ class Run:
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
     seed_everything(cfg.seed)
-    env = envs.make_training_env(cfg)
+    env = runs.make_training_env(cfg)
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
@@ -171,8 +172,6 @@ class Progress:
         self.last_print = time.monotonic()
         self.last_return: float | None = None
         if sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True)
 
     def update(self, step: int) -> None:

@@ -30,10 +30,13 @@ Merge semantics (config/README.md, "Overlays", is the user-facing version):
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from neuroplastic.methods import METHODS
 
 # What an overlay may change. Anything else is an error naming the key.
 TOP_KEYS = (
@@ -156,8 +159,6 @@ def _method_entries(variant: dict[str, Any]) -> list[dict[str, Any]]:
 def _overlay_experiment(
     name: str, base: dict[str, Any], over: Any, smoke: bool, where: str
 ) -> tuple[dict[str, Any], list[str]]:
-    from neuroplastic.methods import METHODS
-
     problems = _unknown_keys(over, EXPERIMENT_KEYS, where, "not a budget, seed, env list, sweep or size")
     if not isinstance(over, dict):
         return base, problems
@@ -293,8 +294,6 @@ def _keep_only(cfg: dict[str, Any], names: Any) -> list[str]:
 
 
 def _read(path: Path) -> Any:
-    import json
-
     if not path.is_file():
         raise WorkflowConfigError(f"{path}: config file not found")
     try:

@@ -25,6 +25,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from neuroplastic import __version__
+from neuroplastic.envs import versions
+from neuroplastic.events import EventLog
+
 METRICS_JSONL = "metrics.jsonl"
 METRICS_PARQUET = "metrics.parquet"
 CONFIG_JSON = "config.json"
@@ -52,8 +56,6 @@ class MetricsLog:
         self._f = None
         self._events = None
         if tensorboard:
-            from neuroplastic.events import EventLog
-
             self._events = EventLog(path.parent)
 
     def open(self, offset: int = 0) -> None:
@@ -160,9 +162,6 @@ def _cpu_model() -> str:
 
 def manifest(extra: dict[str, Any]) -> dict[str, Any]:
     import torch
-
-    from neuroplastic import __version__
-    from neuroplastic.envs import versions
 
     cuda = torch.cuda.is_available()
     return {

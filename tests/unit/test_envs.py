@@ -26,9 +26,18 @@ def test_halfcheetah_is_made_without_the_settotalmass_warning():
 
 def test_other_mujoco_warnings_still_print_and_the_handler_is_restored(capsys):
     before = mujoco.get_mju_user_warning()
-    with envs._mujoco_compiler_warning_dropped(True):
-        handler = mujoco.get_mju_user_warning()
-        handler(envs.MUJOCO_DROPPED_WARNING + " and will be removed")
-        handler("Nan, Inf or huge value in QACC at DOF 0")
-    assert capsys.readouterr().err == "WARNING: Nan, Inf or huge value in QACC at DOF 0\n\n"
-    assert mujoco.get_mju_user_warning() is before
+    try:
+        for handler_before in (None, print):
+            mujoco.set_mju_user_warning(handler_before)
+            with envs._mujoco_compiler_warning_dropped(True):
+                handler = mujoco.get_mju_user_warning()
+                handler(envs.MUJOCO_DROPPED_WARNING + " and will be removed")
+                handler("Nan, Inf or huge value in QACC at DOF 0")
+            assert mujoco.get_mju_user_warning() is handler_before
+            out = capsys.readouterr()
+            if handler_before is None:  # printed as MuJoCo prints it
+                assert (out.out, out.err) == ("", "WARNING: Nan, Inf or huge value in QACC at DOF 0\n\n")
+            else:  # passed on to the handler that was set
+                assert (out.out, out.err) == ("Nan, Inf or huge value in QACC at DOF 0\n", "")
+    finally:
+        mujoco.set_mju_user_warning(before)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import config, loop, runs
 from neuroplastic.analysis import estimate
 from tests.conftest import tiny_config
 
@@ -104,7 +104,7 @@ def test_measure_runs_the_loop_with_its_replay_ratio_credit(monkeypatch):
         start_steps=16,
         steps=100,
     )
-    run = json.loads(config.canonical_json(config.resolve(raw)))
+    run = json.loads(config.canonical_json(runs.resolve(raw)))
     seen = []
     advance = loop.advance
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroplastic import config, envs, loop
+from neuroplastic import envs, loop, runs
 from neuroplastic.methods import METHODS, Method, register
 from tests.conftest import tiny_config
 
@@ -28,7 +28,7 @@ def half_rate():
 
 
 def test_replay_ratio_sets_updates_per_env_step(tmp_path, half_rate):
-    cfg = config.resolve(tiny_config(steps=600, start_steps=200, log_every=100, eval_every=600, method="_half_rate"))
+    cfg = runs.resolve(tiny_config(steps=600, start_steps=200, log_every=100, eval_every=600, method="_half_rate"))
     loop.train(cfg, tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     updates = df[df.metric == "updates"].set_index("step").value
@@ -65,8 +65,8 @@ class CountingEnv(envs.TrainingEnv):
 
 def test_env_owns_its_eval_row_and_phase_metrics(tmp_path, monkeypatch):
     built: list[CountingEnv] = []
-    monkeypatch.setattr(envs, "make_training_env", lambda cfg: built.append(CountingEnv(cfg)) or built[-1])
-    cfg = config.resolve(tiny_config(steps=300, start_steps=300, log_every=100, eval_every=150, eval_episodes=2))
+    monkeypatch.setattr(runs, "make_training_env", lambda cfg: built.append(CountingEnv(cfg)) or built[-1])
+    cfg = runs.resolve(tiny_config(steps=300, start_steps=300, log_every=100, eval_every=150, eval_episodes=2))
     loop.train(cfg, tmp_path / "run", progress=False)
     wide = pd.read_parquet(tmp_path / "run" / "metrics.parquet").pivot(index="step", columns="metric", values="value")
     assert wide["phase.steps"].dropna().to_dict() == {100: 100.0, 200: 200.0, 300: 300.0}
@@ -76,8 +76,8 @@ def test_env_owns_its_eval_row_and_phase_metrics(tmp_path, monkeypatch):
 
 
 def test_plain_env_eval_row_is_the_mean_return_on_a_fresh_env():
-    cfg = config.resolve(tiny_config(steps=300))
-    env = envs.make_training_env(cfg)
+    cfg = runs.resolve(tiny_config(steps=300))
+    env = runs.make_training_env(cfg)
     assert type(env) is envs.TrainingEnv and env.phase_metrics() == {}
 
     class Zero:

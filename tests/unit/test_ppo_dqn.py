@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuroplastic import atari, config, envs, loop
+from neuroplastic import atari, envs, loop, runs
 from neuroplastic.agents.dqn import DQN, DQNParams, linear_epsilon
 from neuroplastic.agents.ppo import clipped_surrogate, gae
 from neuroplastic.methods import MethodStack
@@ -191,7 +191,7 @@ def test_erk_on_nature_cnn_matches_hand_table():
 
 
 def _train_briefly(cfg: dict, updates: int) -> loop.Run:
-    run = loop.build(config.resolve(cfg), torch.device("cpu"))
+    run = loop.build(runs.resolve(cfg), torch.device("cpu"))
     state = loop.LoopState()
     t = 0
     while run.agent.updates < updates:
@@ -246,10 +246,10 @@ def test_sparse_methods_default_to_the_q_network_of_dqn():
     """`nets: both` (the sparse methods' default) takes the actor and critic an agent has: DQN's Q-network only;
     a role named on its own must still exist."""
     base = {"agent": {"name": "dqn", "hidden": 16}, "env": "CartPole-v1", "steps": 200, "start_steps": 20}
-    run = loop.build(config.resolve({**base, "method": [{"name": "static", "sparsity": 0.8}]}), torch.device("cpu"))
+    run = loop.build(runs.resolve({**base, "method": [{"name": "static", "sparsity": 0.8}]}), torch.device("cpu"))
     assert next(m for m in run.methods).topology.roles == ["critic"]
     with pytest.raises(ValueError, match=r"static\.nets: agent 'dqn' has no network\(s\) \['actor'\]"):
-        loop.build(config.resolve({**base, "method": [{"name": "static", "nets": "actor"}]}), torch.device("cpu"))
+        loop.build(runs.resolve({**base, "method": [{"name": "static", "nets": "actor"}]}), torch.device("cpu"))
 
 
 # --- scaled dense baseline ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import advance, build_run, equal_states, full_state, random_batch, tiny_config
 
 
@@ -39,7 +39,7 @@ def test_target_entropy_default_is_minus_half_the_action_dim_and_overridable():
     # (Primacy Bias) both use −dim(A)/2; the SAC paper's −dim(A) is a config value.
     run, _ = build_run(agent="sac", env="Humanoid-v4")
     assert run.agent.target_entropy == -17 / 2
-    cfg = config.resolve(tiny_config(agent={"name": "sac", "hidden": 32, "target_entropy": -17.0}, env="Humanoid-v4"))
+    cfg = runs.resolve(tiny_config(agent={"name": "sac", "hidden": 32, "target_entropy": -17.0}, env="Humanoid-v4"))
     assert loop.build(cfg, torch.device("cpu")).agent.target_entropy == -17.0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from neuroplastic.figures import draw, tables
+from neuroplastic.figures import draw, kinds, tables
 from neuroplastic.figures.base import (
     PLANNER_KEYS,
     AggregateTables,
@@ -33,6 +33,7 @@ from neuroplastic.figures.base import (
     FigureKind,
     FigureSpec,
     NormalizedSpec,
+    published_scores,
 )
 
 KINDS: dict[str, FigureKind] = {}
@@ -158,8 +159,6 @@ def _figure_problems(name: str, raw: dict[str, Any], plan: Any) -> list[str]:
 
 
 def _reference_problems(spec: NormalizedSpec, plan: Any) -> list[str]:
-    from neuroplastic.figures.base import published_scores
-
     ref = spec.reference_runs()
     experiments = plan.config["experiments"]
     if ref.scores:
@@ -218,8 +217,6 @@ def read_data(path: Path) -> pd.DataFrame:
 
 def _register_kinds() -> None:
     """Every module of `neuroplastic.figures.kinds` (not starting with `_`) defines one `KIND`."""
-    from neuroplastic.figures import kinds
-
     for info in sorted(pkgutil.iter_modules(kinds.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from neuroplastic import atari
 from neuroplastic.analysis import stats
 
 Statistic = Literal["iqm", "mean", "median", "optimality_gap"]
@@ -34,8 +35,6 @@ PUBLISHED_SCORES = ("atari_human_random",)
 
 def published_scores(name: str, env: str) -> tuple[float, float] | None:
     """(low, high) of `env` in the published table `name` (Atari: random and human score), None if absent."""
-    from neuroplastic import atari
-
     if name == "atari_human_random" and atari.is_atari_id(env):
         return atari.human_random_scores().get(atari.snake_case(atari.game_of(env)))
     return None

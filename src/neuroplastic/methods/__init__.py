@@ -11,12 +11,15 @@ from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
 from neuroplastic.methods.crelu import CReLU
 from neuroplastic.methods.data_augmentation import DataAugmentation
 from neuroplastic.methods.dense_scaled import DenseScaled
+from neuroplastic.methods.grad_snr import GradSNR
 from neuroplastic.methods.injection import PlasticityInjection
 from neuroplastic.methods.l2_init import L2Init
+from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
 from neuroplastic.methods.normalization import LayerNormMethod, NaP
 from neuroplastic.methods.redo import ReDo
 from neuroplastic.methods.reset import Reset
 from neuroplastic.methods.shrink_perturb import ShrinkPerturb
+from neuroplastic.methods.sparse import GMP, SET, RigL, Static
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -55,17 +58,7 @@ def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
     return MethodStack(methods)
 
 
-def _register_builtin() -> None:
-    from neuroplastic.methods.grad_snr import GradSNR
-    from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
-    from neuroplastic.methods.sparse import GMP, SET, RigL, Static
-
-    for cls in (NE, NECode, *NE_ABLATIONS.values()):
-        register(cls)
-    for cls in (Static, SET, RigL, GMP, GradSNR):
-        register(cls)
-
-
-_register_builtin()
+for _cls in (NE, NECode, *NE_ABLATIONS.values(), Static, SET, RigL, GMP, GradSNR):
+    register(_cls)
 
 __all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]

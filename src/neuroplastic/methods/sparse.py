@@ -1,5 +1,5 @@
 """The sparse-training family of Graesser, Evci, Elsen, Castro ("The State of Sparse Training in Deep RL", ICML 2022)
-as method plug-ins: `static`, `set`, `rigl` and `gmp` (gradual magnitude pruning). Spec: BASELINES.md §6.
+as method plug-ins: `static`, `set`, `rigl` and `gmp` (gradual magnitude pruning); google-research/rigl, `rigl/rl/`.
 
 Every method sparsifies the `MaskedLinear` layers of the networks in `nets` (default actor and critic), each
 network on its own: the layer-wise sparsities come from ERK (or uniform) at the global `sparsity`, over every
@@ -17,7 +17,7 @@ Q output dense). LayerNorm weights, biases and SAC's temperature are never maske
             active weights (per-layer finals s_l from ERK/uniform at `sparsity`); pruned weights stay 0.
 
 Grown connections that were not active before the update start at 0 with zeroed Adam moments; just-dropped
-connections that are regrown keep their value and moments (`reinit_when_same=False`, spec §6).
+connections that are regrown keep their value and moments (`reinit_when_same=False`, rigl issue #5).
 
 Clock. Positions are the study's `train_step_counter`: t = (agent update index) − 1, so the first gradient
 update is t = 0. Fractions of training are fractions of the run's total number of gradient updates,

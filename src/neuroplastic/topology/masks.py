@@ -105,7 +105,7 @@ def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
 
 def budget_shapes(net: nn.Module, layers: Sequence[SparseLayer], count_norms: bool) -> dict[str, tuple[int, ...]]:
     """Weight shapes that make up a network's sparsity budget: its linear layers, plus its LayerNorm weights
-    when `count_norms` (the NE code counts every module with a `.weight`, LayerNorm included, spec §1.2)."""
+    when `count_norms` (the NE code counts every module with a `.weight`, LayerNorm included: `NE/utils.py:23-55`)."""
     shapes = {layer.name: tuple(layer.weight.shape) for layer in layers}
     if count_norms:
         for name, module in net.named_modules():
@@ -117,7 +117,7 @@ def budget_shapes(net: nn.Module, layers: Sequence[SparseLayer], count_norms: bo
 def init_mask(weight: torch.Tensor, n_active: int, init: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """A bool mask with exactly `n_active` ones.
 
-    `magnitude`: the largest |w| of the current weight (the NE code's `weight_sparsify`, spec §1.3);
+    `magnitude`: the largest |w| of the current weight (the NE code's `weight_sparsify`, `NE/STL_Scheduler.py:347-373`);
     `random`: a uniformly random subset (Erdős–Rényi), drawn with `generator`.
     """
     n = weight.numel()
