@@ -73,7 +73,7 @@ def cmd_figure_render(args: argparse.Namespace) -> int:
 def cmd_figure_kinds(args: argparse.Namespace) -> int:
     from neuroplastic import figures
 
-    print(figures.describe_kinds(), end="")
+    print(figures.kinds_markdown() if args.markdown else figures.describe_kinds(), end="")
     return 0
 
 
@@ -158,6 +158,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="output prefix, e.g. paper_figures/smoke/main_curves")
     q.set_defaults(func=cmd_figure_render)
     q = fsub.add_parser("kinds", help="list the registered figure/table kinds with their keys and defaults")
+    q.add_argument("--markdown", action="store_true", help="as config/README.md's table of kinds")
     q.set_defaults(func=cmd_figure_kinds)
     q = fsub.add_parser("manifest", help="write MANIFEST.json (sha256 per file) for a figures directory")
     q.add_argument("directory")
