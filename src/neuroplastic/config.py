@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
@@ -106,6 +107,19 @@ class RunConfig(_Strict):
     )
     cycle: CycleConfig | None = Field(None, description="Task schedule of `env: cycling`; only valid with it.")
     probe: ProbeConfig | None = Field(None, description="Fig. 4 forgetting probe; None (default) = off.")
+    # The typed params of the agent and of each method, validated once by `neuroplastic.runs.resolve`; `agent`
+    # and `method` above are their JSON form (what the run id hashes).
+    _agent_params: BaseModel | None = PrivateAttr(None)
+    _method_params: list[BaseModel] | None = PrivateAttr(None)
+
+    def set_typed_params(self, agent: BaseModel, methods: list[BaseModel]) -> None:
+        self._agent_params, self._method_params = agent, list(methods)
+
+    def typed_params(self) -> tuple[BaseModel, list[BaseModel]]:
+        """Copies of the agent's and the methods' typed params (each run built from this config owns its own)."""
+        if self._agent_params is None or self._method_params is None:
+            raise ConfigError("run config is not resolved: build runs from `neuroplastic.runs.resolve`'s result")
+        return self._agent_params.model_copy(deep=True), [p.model_copy(deep=True) for p in self._method_params]
 
     @model_serializer(mode="wrap")
     def _drop_unset_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

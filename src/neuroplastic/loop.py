@@ -91,9 +91,9 @@ def build(cfg: RunConfig, device: torch.device) -> Run:
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
-    methods = build_stack(cfg.method, ctx)
+    params, method_params = cfg.typed_params()
+    methods = build_stack([m["name"] for m in cfg.method], method_params, ctx)
     agent_cls = AGENTS[cfg.agent["name"]]
-    params = agent_cls.Params.model_validate({k: v for k, v in cfg.agent.items() if k != "name"})
     agent = agent_cls(params, spec, device, methods, cfg.seed)
     capacity = min(getattr(params, "buffer_size", None) or cfg.steps, cfg.steps)
     replay = agent.make_replay(capacity, seed=cfg.seed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from neuroplastic import cycling, envs, probes
 from neuroplastic.agents import AGENTS
@@ -21,38 +21,41 @@ from neuroplastic.config import CYCLING_ENV_ID, ConfigError, RunConfig, format_p
 from neuroplastic.methods import METHODS
 
 
-def _resolve_entry(kind: str, index: str, entry: Any, registry: dict[str, Any]) -> tuple[dict | None, list]:
-    """Validate one `{name: ..., **params}` mapping against the registry's parameter model."""
+def _resolve_entry(
+    kind: str, index: str, entry: Any, registry: dict[str, Any]
+) -> tuple[BaseModel | None, dict | None, list[str]]:
+    """Validate one `{name: ..., **params}` mapping against the registry's parameter model: the typed params,
+    their JSON form with the name, and the problems."""
     where = f"{kind}{index}"
     if not isinstance(entry, dict):
-        return None, [f"{where}: expected a mapping with a `name` key, got {type(entry).__name__}"]
+        return None, None, [f"{where}: expected a mapping with a `name` key, got {type(entry).__name__}"]
     name = entry.get("name")
     if name is None:
-        return None, [f"{where}.name: required key is missing"]
+        return None, None, [f"{where}.name: required key is missing"]
     if name not in registry:
         known = ", ".join(sorted(registry))
-        return None, [f"{where}.name: unknown {kind} {name!r} (known: {known})"]
-    params_model = registry[name].Params
+        return None, None, [f"{where}.name: unknown {kind} {name!r} (known: {known})"]
     params = {k: v for k, v in entry.items() if k != "name"}
     try:
-        resolved = params_model.model_validate(params).model_dump(mode="json")
+        typed = registry[name].Params.model_validate(params)
     except ValidationError as err:
-        return None, format_pydantic(err, prefix=f"{where}.")
-    return {"name": name, **resolved}, []
+        return None, None, format_pydantic(err, prefix=f"{where}.")
+    return typed, {"name": name, **typed.model_dump(mode="json")}, []
 
 
 def resolve(data: Any, source: str = "config") -> RunConfig:
     """Validate and fill defaults. Raises `ConfigError` naming every offending key."""
     cfg = parse(data, source)
     problems: list[str] = []
-    agent, errs = _resolve_entry("agent", "", cfg.agent, AGENTS)
+    agent_params, agent, errs = _resolve_entry("agent", "", cfg.agent, AGENTS)
     problems += errs
-    methods = []
+    methods, method_params = [], []
     for i, m in enumerate(cfg.method):
-        resolved, errs = _resolve_entry("method", f"[{i}]", m, METHODS)
+        typed, resolved, errs = _resolve_entry("method", f"[{i}]", m, METHODS)
         problems += errs
-        if resolved is not None:
+        if typed is not None and resolved is not None:
             methods.append(resolved)
+            method_params.append(typed)
     env_problem = envs.env_id_problem(cfg.env, cfg.env_options)
     if env_problem:
         problems.append(f"env: {env_problem}")
@@ -73,6 +76,7 @@ def resolve(data: Any, source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: invalid run config\n  " + "\n  ".join(problems))
     cfg.agent = agent
     cfg.method = methods
+    cfg.set_typed_params(agent_params, method_params)
     return cfg
 
 

@@ -6,6 +6,8 @@ at run time with `register`). Config entries `{name: ..., **params}` are validat
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from neuroplastic.methods.adaptive_rr import AdaptiveRR
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
 from neuroplastic.methods.crelu import CReLU
@@ -48,13 +50,11 @@ for _cls in (
     register(_cls)
 
 
-def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
-    """Instantiate resolved config entries, in order."""
+def build_stack(names: list[str], params: list[BaseModel], ctx: RunContext) -> MethodStack:
+    """Instantiate the methods `names` with their resolved, typed `params`, in order."""
     methods = []
-    for i, entry in enumerate(entries):
-        cls = METHODS[entry["name"]]
-        params = cls.Params.model_validate({k: v for k, v in entry.items() if k != "name"})
-        methods.append(cls(params, RunContext(**{**ctx.__dict__, "method_index": i})))
+    for i, (name, p) in enumerate(zip(names, params, strict=True)):
+        methods.append(METHODS[name](p, RunContext(**{**ctx.__dict__, "method_index": i})))
     return MethodStack(methods)
 
 
