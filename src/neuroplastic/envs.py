@@ -18,7 +18,6 @@ gymnasium envs take none.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata as md
 import pickle
 import sys
 import warnings
@@ -286,13 +285,3 @@ def set_state(env: gym.Env, blob: bytes) -> None:
     limit = _time_limit(env)
     if limit is not None:
         limit._elapsed_steps = state["elapsed_steps"]
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("gymnasium", "mujoco", "dm_control"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
