@@ -29,10 +29,6 @@ class FigureError(ValueError):
     """A figure that cannot be computed or drawn from the given tables; the message names what is missing."""
 
 
-# Published per-env score pairs a figure may normalise by instead of runs: name → env id → (low, high).
-PUBLISHED_SCORES = ("atari_human_random",)
-
-
 def published_scores(name: str, env: str) -> tuple[float, float] | None:
     """(low, high) of `env` in the published table `name` (Atari: random and human score), None if absent."""
     if name == "atari_human_random" and atari.is_atari_id(env):

@@ -40,8 +40,6 @@ from neuroplastic.methods.base import Params
 from neuroplastic.topology import ops
 from neuroplastic.topology.masks import SparseLayer
 
-PHASES = ("growing", "churn", "frozen")
-
 
 class GrowthParams(Params):
     """NE's `growth:` sub-model (defaults: the paper-faithful `ne`; `ne_code` overrides them)."""

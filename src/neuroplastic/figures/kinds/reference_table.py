@@ -29,8 +29,6 @@ MA_TASK_ENVS = {
     "Walker Run": "dmc-pixels:walker-run",
     "Quadruped Run": "dmc-pixels:quadruped-run",
 }
-# Switch frames reported for Quadruped Run (one per seed).
-MA_QUADRUPED_SWITCH_FRAMES = (900_000, 1_200_000, 1_100_000, 950_000, 550_000)
 NUMERIC = ("reported_mean", "reported_std", "ours_mean", "ours_std", "seeds", "frames")
 
 
