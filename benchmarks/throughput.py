@@ -4,7 +4,7 @@ the same process, written as JSON that `neuroplastic estimate` reads.
 What is measured (one timing helper, `interleaved`: blocks of every case run in rotating order, repeated, so the
 slow drifts of a shared machine hit every case alike; reported are the median and the min–max spread over
 repeats, and per repeat the ratio to the reference case's block of the same repeat):
-- `updates`: updates/s of the loop's update path (`on_sample` → update → `on_update`) on a replay buffer
+- `updates`: updates/s of the loop's own update path (`loop.sample_batch`, `loop.run_updates`) on a replay buffer
   filled by random-action env steps. Ratios: to the same agent/method in eager mode (`ratio_to_eager`) and to the
   agent without a method in the same mode (`ratio_to_baseline`). For a method whose per-update event period
   (NE/RigL/GMP Δ) exceeds the block, the steady state is measured in blocks and one event is timed separately and
@@ -23,7 +23,6 @@ Default modes: `off` on CPU (inductor takes ~70 s per trace on CPU for ~1.0×), 
 from __future__ import annotations
 
 import argparse
-import bisect
 import datetime
 import json
 import os
@@ -38,7 +37,7 @@ from typing import Any
 
 import torch
 
-from neuroplastic import capture, config, loop
+from neuroplastic import capture, config, loop, runs
 from neuroplastic.agents import AGENTS
 from neuroplastic.allocator import keep_freed_memory
 from neuroplastic.analysis.estimate import measure as loop_steps_per_s
@@ -155,7 +154,7 @@ def run_config(agent: str, method: str, steps: int, start_steps: int, small: boo
     }
     if agent in STUDY_CASES:
         raw["method"] = [{**m, **STUDY_METHOD_PARAMS.get(m["name"], {})} for m in raw["method"]]
-    return config.resolve(raw, source="throughput benchmark")
+    return runs.resolve(raw, source="throughput benchmark")
 
 
 class Case:
@@ -175,7 +174,7 @@ class Case:
         self.t = cfg.start_steps
         self.device = device
         self.clock = clock_for(device)
-        self.update = capture.make_update(self.run.agent, mode, backend=args.backend)
+        self.run.update = capture.make_update(self.run.agent, mode, backend=args.backend)
         self.block_updates(max(8, block // 10))  # warm-up: Adam state, allocations, compilation, graph capture
 
     def block_updates(self, n: int) -> float:
@@ -183,30 +182,16 @@ class Case:
         self.t += 1
         self._sync()
         t0 = self.clock()
-        for _ in range(n):
-            batch = run.methods.on_sample(run.agent, run.replay, self.t)
-            if batch is None:
-                batch = run.replay.sample(run.agent.params.batch_size)
-            self.update(batch)
-            run.methods.on_update(run.agent, batch, self.t)
+        loop.run_updates(run, (loop.sample_batch(run, self.t) for _ in range(n)), self.t)
         self._sync()
         return (self.clock() - t0) / n
 
     def event_period(self) -> int | None:
         """Updates between the method's update-time events (NE/RigL/GMP Δ, ReDo's interval), if any."""
-        for m in self.run.methods:
-            growth = getattr(m.params, "growth", None)
-            period = (
-                getattr(growth, "delta", None)
-                or getattr(m.params, "delta", None)
-                or (getattr(m.params, "interval", None) if m.name == "redo" else None)
-            )
-            if period:
-                return int(period)
-        return None
+        return next((p for m in self.run.methods if (p := m.event_period()) is not None), None)
 
     def event_seconds(self, repeats: int = 3) -> float:
-        """Extra wall time of one event (an update with the topology update forced due, or one ReDo recycling),
+        """Extra time of one update that carries the method's event (a topology update, a ReDo recycling),
         over a plain update; median of `repeats`."""
         times = []
         for _ in range(repeats):
@@ -215,22 +200,9 @@ class Case:
         return max(0.0, statistics.median(times))
 
     def _event(self) -> float:
+        """Seconds of one update that carries the method's event."""
         (m,) = list(self.run.methods)
-        agent = self.run.agent
-        if m.name == "redo":
-            batch = self.run.replay.sample(agent.params.batch_size)
-            t0 = self.clock()
-            m.recycle(agent, batch, 0)
-            self._sync()
-            return self.clock() - t0 + self.block_updates(1)
-        for g in getattr(m, "growth", {}).values():
-            g.window = -1  # the next tick of every growing network is due
-        points = getattr(m, "points", None)
-        if points:
-            j = bisect.bisect_right(points, agent.updates) - 1
-            if j >= 0:
-                for role in m.cursor:
-                    m.cursor[role] = min(m.cursor[role], j)
+        m.force_next_event(self.run.agent)
         return self.block_updates(1)
 
     def _sync(self) -> None:

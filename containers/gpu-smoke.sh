@@ -88,10 +88,10 @@ except Exception as err:
     print(f"EGL frame: FAILED {out['render_error']}")
 
 # TD3 updates/s with neuroplastic's agent on synthetic batches already on the device (no env, no host syncs).
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from neuroplastic.replay import Batch
 
-cfg = config.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10_000, "start_steps": 0})
+cfg = runs.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10_000, "start_steps": 0})
 run = loop.build(cfg, device)
 spec = run.agent.env
 g = torch.Generator(device=device).manual_seed(0)

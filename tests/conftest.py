@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NEUROPLASTIC_THREADS", "1")
 torch.set_num_threads(1)
 
-from neuroplastic import config, loop  # noqa: E402  (after the thread settings above)
+from neuroplastic import config, loop, runs  # noqa: E402  (after the thread settings above)
 from neuroplastic.replay import Batch  # noqa: E402
 from neuroplastic.seeding import global_rng_state, set_global_rng_state  # noqa: E402
 
@@ -83,7 +83,7 @@ _RNG: dict[int, dict] = {}
 def build_run(
     method=None, agent: str = "td3", hidden: int = 32, batch_size: int = 64, **overrides
 ) -> tuple[loop.Run, loop.LoopState]:
-    cfg = config.resolve(
+    cfg = runs.resolve(
         tiny_config(agent={"name": agent, "hidden": hidden, "batch_size": batch_size}, method=method or [], **overrides)
     )
     run = loop.build(cfg, torch.device("cpu"))

@@ -34,8 +34,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from neuroplastic.envs import CompositeEnv
-
 ATARI_ID = re.compile(r"^ALE/([A-Za-z]+)-v5$")
 # The study's 15 games (Graesser et al. 2022, Atari DQN experiments).
 ATARI_15 = (
@@ -113,7 +111,7 @@ def area_matrix(src: int, dst: int) -> np.ndarray:
     return out / scale
 
 
-class AtariEnv(CompositeEnv):
+class AtariEnv(gym.Env):
     """One ALE game with Dopamine's preprocessing; observations (4, 84, 84) uint8, discrete actions."""
 
     def __init__(self, env_id: str, seed: int) -> None:

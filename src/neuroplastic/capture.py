@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
     from neuroplastic.replay import Batch
 
-CompileMode = Literal["off", "compile", "graphs", "auto"]
 COMPILE_MODES: tuple[str, ...] = ("off", "compile", "graphs", "auto")
 CAPTURE_KINDS: tuple[str, ...] = ("in_place", "rebuild", "eager")
 BACKEND_ENV = "NEUROPLASTIC_COMPILE_BACKEND"

@@ -43,10 +43,10 @@ def _pin_gpu(args: argparse.Namespace, runs_dir: Path) -> None:
 
 def _train_one(config_path: Path, out: Path, args: argparse.Namespace, ckpt_dir: Path | None = None) -> int:
     """One run; 0 on success, 1 for a failed run (non-finite loss, wrong run dir), 2 for an invalid config."""
-    from neuroplastic import config, loop
+    from neuroplastic import config, loop, runs
 
     try:
-        cfg = config.load(config_path)
+        cfg = runs.load(config_path)
     except config.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -131,10 +131,10 @@ def cmd_train_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from neuroplastic import config
+    from neuroplastic import config, runs
 
     try:
-        cfg = config.load(args.config)
+        cfg = runs.load(args.config)
     except config.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

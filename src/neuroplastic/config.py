@@ -1,8 +1,10 @@
-"""Typed run configuration.
+"""Typed run configuration: its shape, and its identity.
 
-A run config is the complete description of one training run. It is loaded from YAML or JSON, validated
-against typed models (the agent's and every method's own parameter model), and *resolved*: every default is
-filled in, so two configs that mean the same run serialise to the same canonical JSON and get the same id.
+A run config is the complete description of one training run. This module knows its shape (`RunConfig`:
+keys, types, shorthands) and its id (`canonical_json`, `run_id`); it imports no agent, method or env
+registry. `neuroplastic.runs.resolve` validates a config against those registries (the agent's and every
+method's own parameter model, the env id) and fills every default, so two configs that mean the same run
+serialise to the same canonical JSON and get the same id.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
@@ -111,6 +114,19 @@ class RunConfig(_Strict):
     )
     cycle: CycleConfig | None = Field(None, description="Task schedule of `env: cycling`; only valid with it.")
     probe: ProbeConfig | None = Field(None, description="Fig. 4 forgetting probe; None (default) = off.")
+    # The typed params of the agent and of each method, validated once by `neuroplastic.runs.resolve`; `agent`
+    # and `method` above are their JSON form (what the run id hashes).
+    _agent_params: BaseModel | None = PrivateAttr(None)
+    _method_params: list[BaseModel] | None = PrivateAttr(None)
+
+    def set_typed_params(self, agent: BaseModel, methods: list[BaseModel]) -> None:
+        self._agent_params, self._method_params = agent, list(methods)
+
+    def typed_params(self) -> tuple[BaseModel, list[BaseModel]]:
+        """Copies of the agent's and the methods' typed params (each run built from this config owns its own)."""
+        if self._agent_params is None or self._method_params is None:
+            raise ConfigError("run config is not resolved: build runs from `neuroplastic.runs.resolve`'s result")
+        return self._agent_params.model_copy(deep=True), [p.model_copy(deep=True) for p in self._method_params]
 
     @model_serializer(mode="wrap")
     def _drop_unset_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -143,7 +159,8 @@ class RunConfig(_Strict):
         return data
 
 
-def _format_pydantic(err: ValidationError, prefix: str = "") -> list[str]:
+def format_pydantic(err: ValidationError, prefix: str = "") -> list[str]:
+    """One `key: message` line per pydantic error, keys prefixed with `prefix`."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -157,120 +174,28 @@ def _format_pydantic(err: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
-def _resolve_entry(kind: str, index: str, entry: Any, registry: dict[str, Any]) -> tuple[dict | None, list]:
-    """Validate one `{name: ..., **params}` mapping against the registry's parameter model."""
-    where = f"{kind}{index}"
-    if not isinstance(entry, dict):
-        return None, [f"{where}: expected a mapping with a `name` key, got {type(entry).__name__}"]
-    name = entry.get("name")
-    if name is None:
-        return None, [f"{where}.name: required key is missing"]
-    if name not in registry:
-        known = ", ".join(sorted(registry))
-        return None, [f"{where}.name: unknown {kind} {name!r} (known: {known})"]
-    params_model = registry[name].Params
-    params = {k: v for k, v in entry.items() if k != "name"}
-    try:
-        resolved = params_model.model_validate(params).model_dump(mode="json")
-    except ValidationError as err:
-        return None, _format_pydantic(err, prefix=f"{where}.")
-    return {"name": name, **resolved}, []
-
-
-def resolve(data: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate and fill defaults. Raises `ConfigError` naming every offending key."""
-    from neuroplastic.agents import AGENTS
-    from neuroplastic.envs import env_id_problem
-    from neuroplastic.methods import METHODS
-    from neuroplastic.presets import PresetError
-    from neuroplastic.presets import apply as apply_preset
-
+def parse(data: Any, source: str = "config") -> RunConfig:
+    """The run config's shape: keys, types and shorthands (`agent: td3`, `method: ne`). Agent and method
+    parameters, the env id and the cross-section rules are checked one layer up (`neuroplastic.runs.resolve`),
+    where every registry is known. Raises `ConfigError` naming every offending key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
     try:
-        data = apply_preset(data)
-    except PresetError as err:
-        raise ConfigError(f"{source}: invalid run config\n  {err}") from None
-    try:
-        cfg = RunConfig.model_validate(data)
+        return RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{source}: invalid run config\n  " + "\n  ".join(_format_pydantic(err))) from None
-
-    problems: list[str] = []
-    agent, errs = _resolve_entry("agent", "", cfg.agent, AGENTS)
-    problems += errs
-    methods = []
-    for i, m in enumerate(cfg.method):
-        resolved, errs = _resolve_entry("method", f"[{i}]", m, METHODS)
-        problems += errs
-        if resolved is not None:
-            methods.append(resolved)
-    env_problem = env_id_problem(cfg.env, cfg.env_options)
-    if env_problem:
-        problems.append(f"env: {env_problem}")
-    problems += _cycle_problems(cfg)
-    if cfg.probe is not None and agent is not None:
-        from neuroplastic.probes import config_problems as probe_problems
-
-        problems += [f"probe: {p}" for p in probe_problems(cfg, agent)]
-    if agent is not None and not problems:
-        cls = AGENTS[agent["name"]]
-        if cfg.update_schedule != "step" and cls.on_policy:
-            problems.append(
-                f"update_schedule: {cfg.update_schedule!r} needs an off-policy agent, not {agent['name']!r}"
-            )
-        for m in methods:
-            method_cls = METHODS[m["name"]]
-            supported = getattr(method_cls, "agents", None)
-            if supported is not None and agent["name"] not in supported:
-                problems.append(
-                    f"method: {m['name']!r} does not apply to agent {agent['name']!r} "
-                    f"(supports {', '.join(sorted(supported))})"
-                )
-        problems += [f"agent: {p}" for p in cls.config_problems(cfg, agent)]
-    if problems:
-        raise ConfigError(f"{source}: invalid run config\n  " + "\n  ".join(problems))
-    cfg.agent = agent
-    cfg.method = methods
-    return cfg
+        raise ConfigError(f"{source}: invalid run config\n  " + "\n  ".join(format_pydantic(err))) from None
 
 
-def _cycle_problems(cfg: RunConfig) -> list[str]:
-    from neuroplastic.cycling import cycle_config_problems
-
-    if cfg.env != CYCLING_ENV_ID:
-        if cfg.cycle is not None:
-            return [f"cycle: only valid with env {CYCLING_ENV_ID!r} (env is {cfg.env!r})"]
-        return []
-    if cfg.cycle is None:
-        return [f"cycle: required key is missing (env {CYCLING_ENV_ID!r} needs a `cycle:` mapping)"]
-    problems = [f"cycle.{p}" for p in cycle_config_problems(cfg.cycle)]
-    if problems:
-        return problems
-    if cfg.cycle.mode == "steps" and cfg.cycle.cycles is None:
-        # Resolved so that an omitted and a spelled-out `cycles: 1` are the same run (same id).
-        cfg.cycle.cycles = 1
-    total = cfg.cycle.total_steps
-    if total is not None and cfg.steps != total:
-        c = cfg.cycle
-        problems.append(
-            f"steps: must equal len(cycle.tasks)·cycle.phase_steps·cycle.cycles = "
-            f"{len(c.tasks)}·{c.phase_steps}·{c.cycles} = {total}, got {cfg.steps}"
-        )
-    return problems
-
-
-def load(path: str | Path) -> RunConfig:
-    """Read a YAML or JSON run config and resolve it."""
+def read(path: str | Path) -> Any:
+    """The parsed contents of a YAML or JSON run config file (not yet validated)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     text = path.read_text()
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot parse: {err}") from None
-    return resolve(data, source=str(path))
 
 
 def canonical_json(cfg: RunConfig) -> str:

@@ -14,7 +14,7 @@ actions have the largest action size; the dims a task does not have are sliced o
 stepped, so they have no effect on it. All tasks must share one action bound (Humanoid's ±0.4 cannot be mixed
 with the others' ±1). Per-task input/output layers over a shared trunk (`io: per_task`) are not implemented.
 
-The loop trains in `CyclingTrainingEnv` (`envs.make_training_env` builds it for `env: cycling`): its eval row
+The loop trains in `CyclingTrainingEnv` (`runs.make_training_env` builds it for `env: cycling`): its eval row
 covers every task at every eval point (`eval_return.<task>`, so forgetting shows up in the metrics, and
 `eval_return` = the task being trained), and its phase metrics (`cycle.phase`, `cycle.task_index`) go with
 every log row.

@@ -6,8 +6,8 @@
 
 Every env is built by `make_env(env_id, seed, options)`; the training env is seeded with `seed`, the evaluation
 env with `seed + EVAL_SEED_OFFSET` (the TD3 author code's convention). The loop trains in the `TrainingEnv` that
-`make_training_env(cfg)` returns: the env it steps, plus what the env adds to the log (its evaluation row and
-phase metrics), so the loop knows no env by name. Envs built from more of the run config than an id (the
+`runs.make_training_env(cfg)` returns: the env it steps, plus what the env adds to the log (its evaluation row
+and phase metrics), so the loop knows no env by name. Envs built from more of the run config than an id (the
 continual `cycling` env, cycling.py) come through the same function. `get_state`/`set_state` capture the full
 simulator state (MjData, including solver warm-start), the env's RNG and the time-limit counter (for DMC also
 the task RNG, the step counters and the frame stack), so a run resumed from a checkpoint mid-episode continues
@@ -18,18 +18,19 @@ gymnasium MuJoCo envs take one, `contact_margin: max` (MuJoCo ≤ 3.4 contact ma
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
+from neuroplastic import atari, dmc
 from neuroplastic.config import CYCLING_ENV_ID
-
-if TYPE_CHECKING:
-    from neuroplastic.config import RunConfig
 
 EVAL_SEED_OFFSET = 100
 
@@ -151,19 +152,8 @@ def mean_episode_return(agent: Policy, env: Any, episodes: int, seed: int) -> fl
     return total / episodes
 
 
-def make_training_env(cfg: RunConfig) -> TrainingEnv:
-    """The env of run config `cfg`, seeded with `cfg.seed` (not yet reset by the caller's seed)."""
-    if cfg.env == CYCLING_ENV_ID:
-        from neuroplastic import cycling
-
-        return cycling.CyclingTrainingEnv(cfg.cycle, cfg.seed)
-    return TrainingEnv(make_env(cfg.env, cfg.seed, cfg.env_options), cfg.env, cfg.env_options)
-
-
 def env_id_problem(env_id: str, options: dict[str, Any] | None = None) -> str | None:
     """None when `env_id` (with `options`) is supported, else a message for the user."""
-    from neuroplastic import atari, dmc
-
     if dmc.is_dmc_id(env_id):
         return dmc.env_id_problem(env_id, options or {})
     if atari.is_atari_id(env_id):
@@ -224,13 +214,11 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
     problem = env_id_problem(env_id, options)
     if problem:
         raise ValueError(problem)
-    from neuroplastic import atari, dmc
-
     if dmc.is_dmc_id(env_id):
         return dmc.DMCEnv(env_id, seed, options or {})
     if atari.is_atari_id(env_id):
         return atari.AtariEnv(env_id, seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _mujoco_compiler_warning_dropped(env_id in MUJOCO_IDS):
         # v4 ids are deprecated in gymnasium 1.x, but they are the paper's setting.
         warnings.simplefilter("ignore", DeprecationWarning)
         env = gym.make(env_id)
@@ -239,6 +227,39 @@ def make_env(env_id: str, seed: int, options: dict[str, Any] | None = None) -> g
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env
+
+
+# gymnasium's HalfCheetah model sets `settotalmass`, which the XML compiler of MuJoCo 3.17 (our pin) calls
+# deprecated. It prints that from C on every compile (train and eval env: twice a run); the model is gymnasium's.
+MUJOCO_DROPPED_WARNING = "compiler attribute 'settotalmass' is deprecated"
+
+
+@contextlib.contextmanager
+def _mujoco_compiler_warning_dropped(active: bool) -> Iterator[None]:
+    """While a MuJoCo model compiles: drop its one known deprecation warning, pass every other warning to the
+    handler set before (none: print it as MuJoCo does, `WARNING: <text>` on stderr), then put that one back."""
+    if not active:
+        yield
+        return
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(text: str) -> None:
+        if text.startswith(MUJOCO_DROPPED_WARNING):
+            return
+        if previous is None:
+            print(f"WARNING: {text}\n", file=sys.stderr)
+        elif hasattr(previous, "argtypes"):  # a ctypes callback (dm_control sets one) takes a C string
+            previous(text.encode())
+        else:
+            previous(text)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 def spec_of(env: gym.Env) -> EnvSpec:
@@ -278,9 +299,7 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
 
 def get_state(env: gym.Env) -> bytes:
     """Everything needed to continue `env` bit-identically."""
-    from neuroplastic.dmc import DMCEnv
-
-    if isinstance(env, TrainingEnv | CompositeEnv | DMCEnv):
+    if isinstance(env, TrainingEnv | CompositeEnv | dmc.DMCEnv | atari.AtariEnv):
         return env.get_state()
     base = env.unwrapped
     limit = _time_limit(env)
@@ -300,9 +319,7 @@ def get_state(env: gym.Env) -> bytes:
 def set_state(env: gym.Env, blob: bytes) -> None:
     import mujoco
 
-    from neuroplastic.dmc import DMCEnv
-
-    if isinstance(env, TrainingEnv | CompositeEnv | DMCEnv):
+    if isinstance(env, TrainingEnv | CompositeEnv | dmc.DMCEnv | atari.AtariEnv):
         env.set_state(blob)
         return
     state = pickle.loads(blob)
@@ -318,15 +335,3 @@ def set_state(env: gym.Env, blob: bytes) -> None:
     limit = _time_limit(env)
     if limit is not None:
         limit._elapsed_steps = state["elapsed_steps"]
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("gymnasium", "mujoco", "dm_control"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out

@@ -3,7 +3,7 @@
 A workflow config (`config/paper.yaml`, `config/smoke.yaml`) declares named *experiments* (grids of agent ×
 env × variant × seed) and *figures*. This module validates such a config against
 `workflow/schemas/config.schema.yaml` (unknown keys are errors, defaults are filled), expands every experiment
-into fully resolved run configs with `neuroplastic.config.resolve`, and keys them by `config.run_id`. A run
+into fully resolved run configs with `neuroplastic.runs.resolve`, and keys them by `config.run_id`. A run
 that two experiments share (NE in the main comparison and in the ablation) is one entry in `Plan.runs` and is
 trained once. Nothing is written and nothing is trained here: the Snakefile and the CLI both use this module
 before any job starts, so a bad method, env or key stops everything with a message that names it.
@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator, validators
 
 from neuroplastic import config as run_config
+from neuroplastic.agents import AGENTS
+from neuroplastic.figures import plan_problems
 from neuroplastic.overlay import WorkflowConfigError, deep_merge, load_workflow_config
+from neuroplastic.runs import resolve as resolve_run
 
 __all__ = ["Member", "Plan", "WorkflowConfigError", "expand", "load_config", "plan_from_dict", "plan_from_file"]
 
@@ -143,8 +147,6 @@ def _format_error(err: Any) -> str:
 
 def validate_schema(cfg: dict[str, Any], schema_path: Path | None = None, source: str = "config") -> dict[str, Any]:
     """Validate against the JSON schema and fill its defaults (a deep copy is returned)."""
-    from jsonschema import Draft202012Validator, validators
-
     schema_path = Path(schema_path or SCHEMA_PATH)
     if not schema_path.is_file():
         raise WorkflowConfigError(f"schema not found: {schema_path}")
@@ -252,8 +254,6 @@ def _max_train(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def _agent_override_problems(overrides: dict[str, Any], agent: str | None, where: str) -> list[str]:
     """Per-env agent overrides must name params of the experiment's agent (DrQ-v2's per-task settings)."""
-    from neuroplastic.agents import AGENTS
-
     if agent not in AGENTS:
         return []  # resolving the run reports the unknown agent
     fields = AGENTS[agent].Params.model_fields
@@ -338,7 +338,7 @@ def expand(cfg: dict[str, Any]) -> Plan:
                         if env in agent_overrides:
                             run["agent"] = deep_merge(run.get("agent", {}), agent_overrides[env])
                         try:
-                            resolved = run_config.resolve(run, source=where)
+                            resolved = resolve_run(run, source=where)
                         except run_config.ConfigError as err:
                             details = [ln.strip() for ln in str(err).splitlines()[1:]] or [str(err)]
                             problems += [f"{where}, env {env}: {d}" for d in details]
@@ -362,8 +362,6 @@ def expand(cfg: dict[str, Any]) -> Plan:
 
 
 def _check_figures(plan: Plan) -> None:
-    from neuroplastic.figures import plan_problems
-
     problems = plan_problems(plan)
     if problems:
         raise WorkflowConfigError("invalid workflow config\n  " + "\n  ".join(problems))

@@ -22,15 +22,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from neuroplastic import capture, envs, metrics, probes, runlog
+from neuroplastic import capture, envs, metrics, probes, runlog, runs
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -90,13 +91,13 @@ class Run:
 
 def build(cfg: RunConfig, device: torch.device) -> Run:
     seed_everything(cfg.seed)
-    env = envs.make_training_env(cfg)
+    env = runs.make_training_env(cfg)
     obs, _ = env.reset(seed=cfg.seed)
     spec = envs.spec_of(env)
     ctx = RunContext(seed=cfg.seed, steps=cfg.steps, start_steps=cfg.start_steps, device=device)
-    methods = build_stack(cfg.method, ctx)
+    params, method_params = cfg.typed_params()
+    methods = build_stack([m["name"] for m in cfg.method], method_params, ctx)
     agent_cls = AGENTS[cfg.agent["name"]]
-    params = agent_cls.Params.model_validate({k: v for k, v in cfg.agent.items() if k != "name"})
     agent = agent_cls(params, spec, device, methods, cfg.seed)
     capacity = min(getattr(params, "buffer_size", None) or cfg.steps, cfg.steps)
     replay = agent.make_replay(capacity, seed=cfg.seed)
@@ -131,9 +132,14 @@ def advance(run: Run, loop: LoopState, t: int) -> None:
     collect(run, loop, t)
     run.methods.on_step(run.agent, t)
     if t > run.cfg.start_steps:
-        for batch in update_batches(run, loop, t):
-            (run.update or run.agent.update)(batch)
-            run.methods.on_update(run.agent, batch, t)
+        run_updates(run, update_batches(run, loop, t), t)
+
+
+def run_updates(run: Run, batches: Iterable[Any], t: int) -> None:
+    """The update of each batch (eager or captured, `run.update`), then `on_update`; after env step `t`."""
+    for batch in batches:
+        (run.update or run.agent.update)(batch)
+        run.methods.on_update(run.agent, batch, t)
 
 
 def update_batches(run: Run, loop: LoopState, t: int) -> Iterator[Any]:
@@ -150,8 +156,13 @@ def update_batches(run: Run, loop: LoopState, t: int) -> Iterator[Any]:
         return
     while loop.update_credit >= 1.0:
         loop.update_credit -= 1.0
-        batch = run.methods.on_sample(run.agent, run.replay, t)
-        yield run.replay.sample(run.agent.params.batch_size) if batch is None else batch
+        yield sample_batch(run, t)
+
+
+def sample_batch(run: Run, t: int) -> Any:
+    """One off-policy training batch after env step `t`: a replay sample, unless `on_sample` replaces it."""
+    batch = run.methods.on_sample(run.agent, run.replay, t)
+    return run.replay.sample(run.agent.params.batch_size) if batch is None else batch
 
 
 def evaluate(run: Run) -> dict[str, float]:
@@ -169,8 +180,6 @@ class Progress:
         self.last_print = time.monotonic()
         self.last_return: float | None = None
         if sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True)
 
     def update(self, step: int) -> None:

@@ -7,33 +7,20 @@ sizes and method schedules; everything it may not change is an error that names 
 `neuroplastic.experiments` check and expand exactly like `paper.yaml`. The Snakefile, the CLI
 (`neuroplastic plan|estimate --configfile`) and the tests all load configs through `load_workflow_config`.
 
-Merge semantics (config/README.md, "Overlays", is the user-facing version):
-  - `name`, `description`: replaced.
-  - `run`, `train`, `stats`, `estimate`, `container`: mappings deep-merge into the included config's. In `run`
-    only budget keys (RUN_KEYS) may appear; in `run.agent` only size keys (AGENT_KEYS), never `name`.
-  - `experiments.<name>` must name an included experiment (an overlay neither adds experiments, variants or
-    figures, nor drops them, except by `experiments_only`).
-  - `experiments_only: [names]`: keep only these included experiments, and only the figures that read nothing
-    else (their experiment and their normalisation reference's); config/validation.yaml runs the validation
-    experiments alone this way. Its `envs` and `seeds` replace the included ones; `run` and `train` deep-merge with
-    the same restrictions as above; `sweeps: {path: values}` replaces the values of every variant that sweeps
-    `path`; `agent_overrides` deep-merge per env (size keys only), and the included per-env overrides of envs
-    the overlay dropped are dropped with them.
-  - `method_params: smoke` (top level): every method entry of every variant gets its `Method.smoke_params` for
-    each key the entry leaves unset, so the smoke tier and the smoke DAG share one schedule per method. An
-    experiment whose budget differs from the smoke tier's re-times its methods with `method_params: {method:
-    {key: value}}` (every entry of that method in the experiment) and `variant_method_params: {label: {method:
-    {key: value}}}` (one variant). Re-timing may only set keys of that method's `smoke_params`: those are its
-    schedule.
+The merge rules, key by key, are written once: config/README.md, "Overlays" (tests/unit/test_docs.py checks
+that its lists of allowed keys are the constants below).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from neuroplastic.methods import METHODS
 
 # What an overlay may change. Anything else is an error naming the key.
 TOP_KEYS = (
@@ -156,8 +143,6 @@ def _method_entries(variant: dict[str, Any]) -> list[dict[str, Any]]:
 def _overlay_experiment(
     name: str, base: dict[str, Any], over: Any, smoke: bool, where: str
 ) -> tuple[dict[str, Any], list[str]]:
-    from neuroplastic.methods import METHODS
-
     problems = _unknown_keys(over, EXPERIMENT_KEYS, where, "not a budget, seed, env list, sweep or size")
     if not isinstance(over, dict):
         return base, problems
@@ -293,8 +278,6 @@ def _keep_only(cfg: dict[str, Any], names: Any) -> list[str]:
 
 
 def _read(path: Path) -> Any:
-    import json
-
     if not path.is_file():
         raise WorkflowConfigError(f"{path}: config file not found")
     try:

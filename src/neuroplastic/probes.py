@@ -1,7 +1,7 @@
 """The Fig. 4 forgetting probe: how well the current agent still handles early-stage data.
 
 The NE paper's Fig. 4 shows "catastrophic forgetting in MuJoCo late in training" with a y-axis "score"
-(shared/spec/NE.md §7); its protocol is not published. This probe is our reconstruction (docs/deviations.md,
+(NE paper v1, Fig. 4); its protocol is not published. This probe is our reconstruction (docs/deviations.md,
 "Fig. 4 forgetting probe"), switched on by the run config's `probe:` section (`config.ProbeConfig`):
 
 - the *early window* is env steps start_steps+1 .. start_steps+W, with W = ⌈early_fraction·(steps − start_steps)⌉:
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from neuroplastic import envs
+from neuroplastic.replay import Batch
 
 if TYPE_CHECKING:
     from neuroplastic.config import ProbeConfig, RunConfig
@@ -97,8 +98,6 @@ class ForgettingProbe:
 
     @torch.no_grad()
     def measure(self, agent: Any) -> dict[str, float]:
-        from neuroplastic.replay import Batch
-
         device = agent.device
         batch = Batch(*(t.to(device) for t in self.batch))
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

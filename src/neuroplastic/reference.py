@@ -91,7 +91,7 @@ def task_of(env_id: str) -> str | None:
 
 def summarise_per_seed(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Per (task, frame): number of seeds, mean and std across seeds. The std is the population std (ddof 0),
-    the convention of the summary numbers in shared/spec/BASELINES.md §8."""
+    the convention of the summary numbers (mean ± std over seeds of the official `curves/`, facebookresearch/drqv2)."""
     grouped = per_seed.groupby(["task", "frame"], sort=True)["episode_reward"]
     out = grouped.agg(n_seeds="count", mean="mean", std=lambda v: float(np.std(v.to_numpy(), ddof=0)))
     out = out.reset_index()

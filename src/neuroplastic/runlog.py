@@ -11,6 +11,7 @@ Beside them, unless turned off: TensorBoard event files holding the same log eve
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import math
 import os
@@ -24,6 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from neuroplastic import __version__
+from neuroplastic.events import EventLog
 
 METRICS_JSONL = "metrics.jsonl"
 METRICS_PARQUET = "metrics.parquet"
@@ -52,8 +56,6 @@ class MetricsLog:
         self._f = None
         self._events = None
         if tensorboard:
-            from neuroplastic.events import EventLog
-
             self._events = EventLog(path.parent)
 
     def open(self, offset: int = 0) -> None:
@@ -158,11 +160,18 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _env_versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("gymnasium", "mujoco", "dm_control"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
 def manifest(extra: dict[str, Any]) -> dict[str, Any]:
     import torch
-
-    from neuroplastic import __version__
-    from neuroplastic.envs import versions
 
     cuda = torch.cuda.is_available()
     return {
@@ -173,7 +182,7 @@ def manifest(extra: dict[str, Any]) -> dict[str, Any]:
             "python": sys.version.split()[0],
             "torch": torch.__version__,
             "cuda": torch.version.cuda or "none",
-            **versions(),
+            **_env_versions(),
         },
         "hardware": {
             "platform": platform.platform(),

@@ -8,12 +8,13 @@ k threads to a scheduler must use k cores, so the run's thread budget applies to
 
 from __future__ import annotations
 
+import numpy  # noqa: F401  (loads OpenBLAS, so that threadpool_limits limits its pool too)
+from threadpoolctl import threadpool_limits
+
 
 def limit_threads(threads: int) -> None:
     """Use at most `threads` threads in torch and in every BLAS/OpenMP library loaded in this process."""
-    import numpy  # noqa: F401  (loads OpenBLAS, so that its pool is limited too)
     import torch
-    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import assert_kill_9_resume_is_bit_identical, assert_resume_is_bit_identical, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -30,7 +30,7 @@ def _cfg(method, agent="td3", **kw) -> dict:
 
 
 def _train(cfg: dict, out: Path) -> dict[str, dict[int, float]]:
-    loop.train(config.resolve(cfg), out, progress=False)
+    loop.train(runs.resolve(cfg), out, progress=False)
     table = pq.read_table(out / "metrics.parquet").to_pylist()
     series: dict[str, dict[int, float]] = {}
     for row in table:
@@ -95,7 +95,7 @@ RESUME_CASES = [
 @pytest.mark.parametrize(("agent", "methods"), RESUME_CASES, ids=lambda x: x if isinstance(x, str) else None)
 def test_resume_is_bit_identical(tmp_path, monkeypatch, agent, methods):
     cfg = _cfg(methods, agent=agent, steps=1000, start_steps=200, log_every=50, eval_every=500, checkpoint_every=400)
-    whole = assert_resume_is_bit_identical(tmp_path, config.resolve(cfg), 700, monkeypatch)
+    whole = assert_resume_is_bit_identical(tmp_path, runs.resolve(cfg), 700, monkeypatch)
     if methods[0]["name"] == "redo":
         assert whole.loc[1000, "redo.recycles"] == 8
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from neuroplastic import config, figures, loop
+from neuroplastic import figures, loop, runs
 from neuroplastic.figures.kinds import cycling
 from tests.conftest import tiny_config, train_interrupted
 
@@ -29,7 +29,7 @@ def cycling_run(**overrides) -> dict:
 
 
 def test_every_eval_step_has_every_task_and_the_phase(tmp_path):
-    cfg = config.resolve(cycling_run())
+    cfg = runs.resolve(cycling_run())
     loop.train(cfg, tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     wide = df.pivot(index="step", columns="metric", values="value")
@@ -55,7 +55,7 @@ def test_every_eval_step_has_every_task_and_the_phase(tmp_path):
 
 
 def test_resume_in_the_middle_of_a_phase_is_bit_identical(tmp_path, monkeypatch, capsys):
-    cfg = config.resolve(cycling_run(checkpoint_every=100))
+    cfg = runs.resolve(cycling_run(checkpoint_every=100))
     loop.train(cfg, tmp_path / "reference", progress=False)
     capsys.readouterr()
     train_interrupted(cfg, tmp_path / "resumed", 470, monkeypatch)
@@ -77,7 +77,7 @@ def test_episode_mode_run_advances_phases_by_episodes(tmp_path):
         log_every=10,
         cycle={"tasks": ["Hopper-v4", "Walker2d-v4"], "mode": "episodes", "phase_episodes": 2},
     )
-    loop.train(config.resolve(data), tmp_path / "run", progress=False)
+    loop.train(runs.resolve(data), tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     phase = df[df.metric == "cycle.phase"].set_index("step").value
     task = df[df.metric == "cycle.task_index"].set_index("step").value

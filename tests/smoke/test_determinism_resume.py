@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import assert_kill_9_resume_is_bit_identical, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -15,12 +15,12 @@ SMALL_TD3 = {"name": "td3", "hidden": 64, "batch_size": 64}
 
 
 def test_same_config_twice_is_bit_identical(tmp_path):
-    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=800, log_every=200, eval_every=400))
+    cfg = runs.resolve(tiny_config(agent=SMALL_TD3, steps=800, log_every=200, eval_every=400))
     for name in ("a", "b"):
         loop.train(cfg, tmp_path / name, progress=False)
     a = (tmp_path / "a" / "metrics.parquet").read_bytes()
     assert a == (tmp_path / "b" / "metrics.parquet").read_bytes()
-    other = config.resolve(tiny_config(agent=SMALL_TD3, steps=800, log_every=200, eval_every=400, seed=1))
+    other = runs.resolve(tiny_config(agent=SMALL_TD3, steps=800, log_every=200, eval_every=400, seed=1))
     loop.train(other, tmp_path / "c", progress=False)
     assert a != (tmp_path / "c" / "metrics.parquet").read_bytes()
 

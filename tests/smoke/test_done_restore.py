@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.smoke
 
 
 def test_deleted_done_is_restored_without_training(tmp_path, monkeypatch):
-    cfg = config.resolve(tiny_config(steps=400, start_steps=200, eval_every=200, log_every=200))
+    cfg = runs.resolve(tiny_config(steps=400, start_steps=200, eval_every=200, log_every=200))
     out = tmp_path / "run"
     done = loop.train(cfg, out, progress=False)
     marker = done.read_bytes()

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from neuroplastic.methods import METHODS
 from tests.conftest import assert_kill_9_resume_is_bit_identical
 
@@ -64,7 +64,7 @@ def test_drqv2_trains_with_method(tmp_path, case):
     method = case.split("[")[0]
     params = PIXEL_SMOKE_PARAMS.get(case, METHODS[method].smoke_params if method != "none" else {})
     entry = [] if method == "none" else [{"name": method, **params}]
-    cfg = config.resolve(pixel_config(method=entry))
+    cfg = runs.resolve(pixel_config(method=entry))
     loop.train(cfg, tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     assert all(math.isfinite(v) for v in df.value), df[~df.value.map(math.isfinite)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from neuroplastic.agents import AGENTS
 from neuroplastic.methods import METHODS
 from tests.conftest import metrics_table
@@ -50,7 +50,7 @@ def _pairs():
 
 def _train(agent: str, method: str, out: Path) -> pd.DataFrame:
     entry = [] if method == "none" else [{"name": method, **METHODS[method].smoke_params}]
-    cfg = config.resolve(
+    cfg = runs.resolve(
         {
             "agent": {"name": agent, "hidden": 64, "batch_size": 64},
             "env": AGENT_ENVS[agent],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import config, loop, runs
 from tests.conftest import assert_resume_is_bit_identical, metrics_table, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -21,7 +21,7 @@ def _cfg(method: dict, **kw) -> config.RunConfig:
         method=[method],
     )
     base.update(kw)
-    return config.resolve(tiny_config(**base))
+    return runs.resolve(tiny_config(**base))
 
 
 @pytest.mark.parametrize("name", ["ne", "ne_code"])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from neuroplastic import config, loop
+from neuroplastic import config, loop, runs
 from neuroplastic.methods import METHODS, Method, register
 from tests.conftest import REPO, tiny_config
 
@@ -52,7 +52,7 @@ def test_tiny_hopper_run_writes_the_run_files(tmp_path):
     assert man["updates_per_s"] > 0 and man["wall_seconds"] > 0
     resolved = json.loads((out / "config.json").read_text())
     assert resolved["agent"]["batch_size"] == 256 and resolved["method"] == []
-    assert json.loads((out / "done").read_text())["run_id"] == config.run_id(config.load(cfg_path))
+    assert json.loads((out / "done").read_text())["run_id"] == config.run_id(runs.load(cfg_path))
     # no checkpoints are left behind once the run is done
     assert not any((tmp_path / "ckpt" / "hopper").glob("step_*"))
     # re-running a finished run is a no-op
@@ -71,9 +71,9 @@ def test_bad_config_fails_before_training_naming_the_key(tmp_path):
 
 def test_out_dir_of_another_run_is_refused(tmp_path):
     out = tmp_path / "run"
-    loop.train(config.resolve(tiny_config(steps=300, eval_every=300)), out, progress=False)
+    loop.train(runs.resolve(tiny_config(steps=300, eval_every=300)), out, progress=False)
     with pytest.raises(loop.RunDirError, match="different run"):
-        loop.train(config.resolve(tiny_config(steps=300, eval_every=300, seed=5)), out, progress=False)
+        loop.train(runs.resolve(tiny_config(steps=300, eval_every=300, seed=5)), out, progress=False)
 
 
 class PoisonCritic(Method):
@@ -90,7 +90,7 @@ class PoisonCritic(Method):
 def test_non_finite_loss_fails_the_run_without_done(tmp_path):
     register(PoisonCritic)
     try:
-        cfg = config.resolve(tiny_config(method="_poison"))
+        cfg = runs.resolve(tiny_config(method="_poison"))
         with pytest.raises(loop.NonFiniteLossError, match="non-finite loss"):
             loop.train(cfg, tmp_path / "run", progress=False)
     finally:

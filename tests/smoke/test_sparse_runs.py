@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import assert_resume_is_bit_identical, metrics_table, tiny_config
 
 pytestmark = pytest.mark.smoke
@@ -25,7 +25,7 @@ BASE = {
 
 
 def _train(tmp_path, name: str, method: list) -> pd.DataFrame:
-    cfg = config.resolve(tiny_config(**BASE, method=method))
+    cfg = runs.resolve(tiny_config(**BASE, method=method))
     loop.train(cfg, tmp_path / name, progress=False)
     return metrics_table(tmp_path / name)
 
@@ -65,7 +65,7 @@ def test_sparse_methods_resume_bit_identically(tmp_path, monkeypatch):
         {"name": "gmp", "nets": "actor", "delta": 20},
         {"name": "grad_snr", "batch_size": 32},
     ]
-    cfg = config.resolve(
+    cfg = runs.resolve(
         tiny_config(
             agent={"name": "td3", "hidden": 64, "batch_size": 64},
             steps=900,

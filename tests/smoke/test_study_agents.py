@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import metrics_table
 
 pytestmark = pytest.mark.smoke
@@ -57,7 +57,7 @@ METHODS = {
 
 def _train(run: str, method: str, out: Path) -> pd.DataFrame:
     entry, _ = METHODS[method]
-    cfg = config.resolve(
+    cfg = runs.resolve(
         {
             **RUNS[run],
             "seed": 0,
@@ -74,7 +74,7 @@ def _train(run: str, method: str, out: Path) -> pd.DataFrame:
 
 
 def _dense_params(run: str, role: str) -> int:
-    cfg = config.resolve({**RUNS[run], "method": []})
+    cfg = runs.resolve({**RUNS[run], "method": []})
     built = loop.build(cfg, torch.device("cpu"))
     built.env.close()
     return sum(p.numel() for p in built.agent.nets[role].parameters())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import metrics_table
 from tests.independent import minimal_td3
 
@@ -19,7 +19,7 @@ SETTINGS = {"env": "Hopper-v4", "seed": 3, "steps": 2400, "start_steps": 400, "e
 
 
 def ours(tmp_path, run: dict | None = None, **agent) -> list[tuple[int, float]]:
-    cfg = config.resolve(
+    cfg = runs.resolve(
         {**SETTINGS, "agent": {"name": "td3", **agent}, "log_every": 800, "checkpoint_every": 0, **(run or {})}
     )
     loop.train(cfg, tmp_path / "run", device="cpu", progress=False, tensorboard=False, compile="off")

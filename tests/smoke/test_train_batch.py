@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from neuroplastic import config
+from neuroplastic import config, runs
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -26,7 +26,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _write_config(configs: Path, cfg: dict) -> str:
-    rid = config.run_id(config.resolve(cfg))
+    rid = config.run_id(runs.resolve(cfg))
     (configs / f"{rid}.json").write_text(json.dumps(cfg))
     return rid
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroplastic import config, runlog
+from neuroplastic import config, runlog, runs
 from neuroplastic.analysis import aggregate, stats
 from tests.conftest import tiny_config
 
@@ -20,7 +20,7 @@ from tests.conftest import tiny_config
 
 def _fake_run(runs_dir: Path, seed: int, env: str, returns: list[float], extra: dict | None = None) -> str:
     """A complete run directory whose eval_return at step 300·k is returns[k-1]; fau.critic = 0.5 + seed/10."""
-    cfg = config.resolve(tiny_config(seed=seed, env=env, steps=300 * len(returns), eval_every=300, **(extra or {})))
+    cfg = runs.resolve(tiny_config(seed=seed, env=env, steps=300 * len(returns), eval_every=300, **(extra or {})))
     rid = config.run_id(cfg)
     d = runs_dir / rid
     d.mkdir(parents=True)

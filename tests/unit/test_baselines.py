@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuroplastic import config, loop
+from neuroplastic import config, loop, runs
 from neuroplastic.methods import METHODS
 from neuroplastic.methods._common import fresh_net, seed_for
 from neuroplastic.methods.injection import InjectedMLP
@@ -30,12 +30,12 @@ def test_every_baseline_is_registered_and_accepted_by_the_config():
     for name in ("reset", "redo", "plasticity_injection", "layernorm", "nap", "crelu", "l2_init", "shrink_perturb"):
         assert name in METHODS
         for agent in ("td3", "sac"):
-            cfg = config.resolve(tiny_config(agent=agent, method=name))
+            cfg = runs.resolve(tiny_config(agent=agent, method=name))
             assert cfg.method[0]["name"] == name
     with pytest.raises(config.ConfigError, match=r"method\[0\]\.tau"):
-        config.resolve(tiny_config(method={"name": "redo", "tau": -1}))
+        runs.resolve(tiny_config(method={"name": "redo", "tau": -1}))
     with pytest.raises(config.ConfigError, match=r"method\[0\]\.bogus: unknown key"):
-        config.resolve(tiny_config(method={"name": "reset", "bogus": 1}))
+        runs.resolve(tiny_config(method={"name": "reset", "bogus": 1}))
 
 
 # --- bit-identical to the plain agent before the first action --------------------------------------------------
@@ -413,7 +413,7 @@ def test_layernorm_placements():
         agent={"name": "td3", "hidden": 32, "critic": "ne"},
         method={"name": "layernorm", "nets": "critic", "only_layer": 2},
     )
-    ne = loop.build(config.resolve(cfg), torch.device("cpu"))
+    ne = loop.build(runs.resolve(cfg), torch.device("cpu"))
     assert _norm_layers(ne.agent.nets["critic"].q1) == [2]  # the NE repository's placement
     assert _norm_layers(ne.agent.nets["actor"].net) == []
     with pytest.raises(ValueError, match=r"layernorm\.only_layer=2"):

@@ -18,7 +18,7 @@ import json
 import pytest
 import torch
 
-from neuroplastic import capture, config, loop
+from neuroplastic import capture, config, loop, runs
 from neuroplastic.agents import AGENTS
 from neuroplastic.nets import MaskedLinear
 from neuroplastic.seeding import global_rng_state, set_global_rng_state
@@ -99,7 +99,7 @@ def _config(agent: str, method: str) -> config.RunConfig:
     if METHOD_PARAMS[method] is not None:
         params = {k: (event_step if v == "STEP" else v) for k, v in METHOD_PARAMS[method].items()}
         methods = [{"name": method, **METHOD_OVERRIDES.get(agent, {}), **params}]
-    return config.resolve(
+    return runs.resolve(
         tiny_config(**overrides, method=methods, steps=steps, start_steps=start_steps, log_every=10_000)
     )
 
@@ -310,7 +310,7 @@ def test_train_with_compile_tracks_the_eager_run(tmp_path, monkeypatch, agent):
     rows = {}
     for mode in ("off", "compile"):
         out = tmp_path / mode
-        loop.train(config.resolve(raw), out, ckpt_dir=tmp_path / f"ckpt-{mode}", progress=False, compile=mode)
+        loop.train(runs.resolve(raw), out, ckpt_dir=tmp_path / f"ckpt-{mode}", progress=False, compile=mode)
         rows[mode] = {(s, k): v for s, k, v in runlog.read_jsonl(out / runlog.METRICS_JSONL)}
         assert json.loads((out / runlog.MANIFEST_JSON).read_text())["compile"] == mode
     assert rows["off"].keys() == rows["compile"].keys()

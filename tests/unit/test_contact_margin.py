@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroplastic import config, envs
+from neuroplastic import config, envs, runs
 
 MUJOCO_237 = Path(__file__).parent / "data" / "hopper_v4_openloop_mujoco237.csv"
 FIRST_CONTACT = 9  # the first step at which MuJoCo 2.3.7 and ≥ 3.5 disagree (the foot reaches the floor)
@@ -67,8 +67,8 @@ def test_switch_halves_equal_margins_only_on_mujoco_35_and_later():
 
 
 def test_eval_env_gets_the_switch_too():
-    run = config.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10, "env_options": {"contact_margin": "max"}})
-    training = envs.make_training_env(run)
+    run = runs.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10, "env_options": {"contact_margin": "max"}})
+    training = runs.make_training_env(run)
     expected = 0.0005 if envs.mujoco_version() >= envs.MARGIN_SUM_SINCE else 0.001
     assert np.unique(training.unwrapped.model.geom_margin).tolist() == [expected]
     # eval_row builds its env from the same options: an eval env of the run has the same margins.
@@ -86,15 +86,13 @@ def test_eval_env_gets_the_switch_too():
 )
 def test_bad_contact_margin_options_name_the_key(options, message):
     with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        config.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10, "env_options": options})
+        runs.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10, "env_options": options})
 
 
 def test_default_run_ids_do_not_change():
-    plain = config.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10})
+    plain = runs.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10})
     assert "env_options" not in config.canonical_json(plain)
-    switched = config.resolve(
-        {"agent": "td3", "env": "Hopper-v4", "steps": 10, "env_options": {"contact_margin": "max"}}
-    )
+    switched = runs.resolve({"agent": "td3", "env": "Hopper-v4", "steps": 10, "env_options": {"contact_margin": "max"}})
     assert config.run_id(switched) != config.run_id(plain)
     with pytest.raises(config.ConfigError, match="not accepted by env 'CartPole-v1'"):
-        config.resolve({"agent": "dqn", "env": "CartPole-v1", "steps": 10, "env_options": {"contact_margin": "max"}})
+        runs.resolve({"agent": "dqn", "env": "CartPole-v1", "steps": 10, "env_options": {"contact_margin": "max"}})

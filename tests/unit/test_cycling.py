@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from neuroplastic import config, cycling, envs
+from neuroplastic import config, cycling, envs, runs
 from neuroplastic.config import CycleConfig
 from tests.conftest import tiny_config
 
@@ -154,13 +154,13 @@ def test_action_bound_table_matches_the_envs():
 
 
 def test_cycle_defaults_and_run_ids():
-    cfg = config.resolve(tiny_config(env="cycling", steps=1200, cycle={"phase_steps": 300}))
+    cfg = runs.resolve(tiny_config(env="cycling", steps=1200, cycle={"phase_steps": 300}))
     assert cfg.cycle.tasks == ["HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4"]
     assert cfg.cycle.cycles == 1 and cfg.cycle.mode == "steps" and cfg.cycle.io == "padded"
-    spelled = config.resolve(tiny_config(env="cycling", steps=1200, cycle={"phase_steps": 300, "cycles": 1}))
+    spelled = runs.resolve(tiny_config(env="cycling", steps=1200, cycle={"phase_steps": 300, "cycles": 1}))
     assert config.run_id(cfg) == config.run_id(spelled)
     # Runs without a cycle serialise without the key: their ids did not change when it was added.
-    plain = config.resolve(tiny_config())
+    plain = runs.resolve(tiny_config())
     assert "cycle" not in json.loads(config.canonical_json(plain))
     assert config.run_id(plain) == "006688afa88c"  # the id on main before `cycle` existed
 
@@ -187,10 +187,10 @@ def test_cycle_defaults_and_run_ids():
 )
 def test_bad_cycle_configs_name_the_key(data, needle):
     with pytest.raises(config.ConfigError) as err:
-        config.resolve(data)
+        runs.resolve(data)
     assert needle in str(err.value)
 
 
 def test_episode_mode_config_resolves():
-    cfg = config.resolve(tiny_config(env="cycling", steps=777, cycle={"mode": "episodes", "phase_episodes": 2}))
+    cfg = runs.resolve(tiny_config(env="cycling", steps=777, cycle={"mode": "episodes", "phase_episodes": 2}))
     assert cfg.cycle.cycles is None and cfg.cycle.total_steps is None

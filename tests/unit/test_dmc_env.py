@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroplastic import config, envs
+from neuroplastic import config, envs, runs
 from neuroplastic.dmc import DMCEnv, GLContextError, _gl_hint
 from tests.conftest import tiny_config
 
@@ -25,14 +25,14 @@ from tests.conftest import tiny_config
 def test_bad_ids_and_options_are_named(env_id, options, needle):
     assert needle in envs.env_id_problem(env_id, options)
     with pytest.raises(config.ConfigError, match="env: "):
-        config.resolve(tiny_config(env=env_id, env_options=options))
+        runs.resolve(tiny_config(env=env_id, env_options=options))
 
 
 def test_env_options_keep_old_run_ids_and_enter_new_ones():
-    plain = config.resolve(tiny_config())
+    plain = runs.resolve(tiny_config())
     assert "env_options" not in config.canonical_json(plain)
-    a = config.resolve(tiny_config(env="dmc:cartpole-swingup"))
-    b = config.resolve(tiny_config(env="dmc:cartpole-swingup", env_options={"episode_frames": 200}))
+    a = runs.resolve(tiny_config(env="dmc:cartpole-swingup"))
+    b = runs.resolve(tiny_config(env="dmc:cartpole-swingup", env_options={"episode_frames": 200}))
     assert config.run_id(a) != config.run_id(b)
 
 

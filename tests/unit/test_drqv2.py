@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuroplastic import config
+from neuroplastic import config, runs
 from neuroplastic.agents.drqv2 import DrQV2, DrQV2Params, random_shift
 from neuroplastic.envs import EnvSpec
 from neuroplastic.methods.base import Method, MethodStack, RunContext
@@ -220,7 +220,7 @@ def test_act_explores_with_the_schedule_and_is_deterministic_in_eval():
 
 def test_drqv2_needs_a_pixel_env():
     with pytest.raises(config.ConfigError, match="drqv2 learns from pixels"):
-        config.resolve(tiny_config(agent="drqv2", env="dmc:cartpole-swingup"))
+        runs.resolve(tiny_config(agent="drqv2", env="dmc:cartpole-swingup"))
 
 
 def test_redo_recycles_dormant_conv_channels_and_their_outgoing_weights():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from neuroplastic import config, loop
+from neuroplastic import config, loop, runs
 from neuroplastic.analysis import estimate
 from tests.conftest import tiny_config
 
@@ -158,7 +158,7 @@ def test_measure_runs_the_loop_with_its_replay_ratio_credit(monkeypatch):
         start_steps=16,
         steps=100,
     )
-    run = json.loads(config.canonical_json(config.resolve(raw)))
+    run = json.loads(config.canonical_json(runs.resolve(raw)))
     seen = []
     advance = loop.advance
 
@@ -186,7 +186,7 @@ def test_measure_times_episode_end_runs_with_per_step_updates(monkeypatch):
         raise Built
 
     monkeypatch.setattr(loop, "build", build)
-    run = json.loads(config.canonical_json(config.resolve({"preset": "td3_paper", "env": "Hopper-v4", "steps": 5000})))
+    run = json.loads(config.canonical_json(runs.resolve({"preset": "td3_paper", "env": "Hopper-v4", "steps": 5000})))
     assert run["update_schedule"] == "episode_end"
     with pytest.raises(Built):
         estimate.measure(run, 10, "cpu", None)
@@ -290,3 +290,9 @@ def test_the_printed_overlay_runs_exactly_the_kept_subset_at_the_kept_cost(tmp_p
     assert estimate.estimate(sub, measurements=files)["cpu_hours"] == pytest.approx(6.0)
     assert main(["estimate", "--configfile", str(base), "--overlay-out", str(overlay)]) == 2
     assert "--overlay-out needs --gpu-hours or --cpu-hours" in capsys.readouterr().err
+
+
+def test_cli_offers_exactly_the_budget_orders_of_the_estimate():
+    from neuroplastic.analysis.commands import ESTIMATE_ORDERS
+
+    assert ESTIMATE_ORDERS == estimate.ORDERS

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from neuroplastic import config as run_config
+from neuroplastic import runs
 from neuroplastic.experiments import WorkflowConfigError, load_config, plan_from_dict, plan_from_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,13 +38,13 @@ def test_expansion_dedups_runs_shared_by_experiments():
     assert len(plan.runs) == 8
     assert set(plan.experiment_run_ids("other")) <= set(plan.experiment_run_ids("main"))
     for rid, run in plan.runs.items():
-        assert run_config.run_id(run_config.resolve(run)) == rid
+        assert run_config.run_id(runs.resolve(run)) == rid
     crit = {m.variant: plan.runs[m.run_id]["agent"]["critic"] for m in plan.experiment_members("main")}
     assert crit == {"TD3": "td3", "TD3-NE-critic": "ne"}
     # Defaults were filled (stats, train, container) and the text the train rule writes is the resolved config.
     assert plan.config["stats"]["reps"] == 50000 and plan.config["container"]["enabled"] is False
     rid = plan.members[0].run_id
-    assert run_config.resolve(yaml.safe_load(plan.run_config_text(rid))) is not None
+    assert runs.resolve(yaml.safe_load(plan.run_config_text(rid))) is not None
 
 
 def test_unknown_top_level_and_nested_keys_are_named():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from neuroplastic.methods import METHODS, Method, register
 from tests.conftest import tiny_config
 
@@ -72,7 +72,7 @@ def _registered():
 
 
 def test_hooks_run_in_documented_order(tmp_path):
-    cfg = config.resolve(tiny_config(steps=6, start_steps=3, log_every=6, eval_every=6, method="_trace"))
+    cfg = runs.resolve(tiny_config(steps=6, start_steps=3, log_every=6, eval_every=6, method="_trace"))
     loop.train(cfg, tmp_path / "run", progress=False)
     assert CALLS[:3] == [("net_spec", "actor"), ("net_spec", "critic"), ("on_build", ["actor", "critic"], [])]
     body = CALLS[3:]
@@ -104,7 +104,7 @@ def test_hooks_run_in_documented_order(tmp_path):
 
 
 def test_vetoed_optimizer_step_leaves_weights_and_composes(tmp_path):
-    cfg = config.resolve(
+    cfg = runs.resolve(
         tiny_config(steps=220, start_steps=200, log_every=220, eval_every=220, method=["_trace", "_freeze_actor"])
     )
     run = loop.build(cfg, torch.device("cpu"))

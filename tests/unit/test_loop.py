@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neuroplastic import config, envs, loop
+from neuroplastic import config, envs, loop, runs
 from neuroplastic.methods import METHODS, Method, register
 from tests.conftest import tiny_config
 
@@ -31,7 +31,7 @@ def half_rate():
 
 
 def test_replay_ratio_sets_updates_per_env_step(tmp_path, half_rate):
-    cfg = config.resolve(tiny_config(steps=600, start_steps=200, log_every=100, eval_every=600, method="_half_rate"))
+    cfg = runs.resolve(tiny_config(steps=600, start_steps=200, log_every=100, eval_every=600, method="_half_rate"))
     loop.train(cfg, tmp_path / "run", progress=False)
     df = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     updates = df[df.metric == "updates"].set_index("step").value
@@ -68,8 +68,8 @@ class CountingEnv(envs.TrainingEnv):
 
 def test_env_owns_its_eval_row_and_phase_metrics(tmp_path, monkeypatch):
     built: list[CountingEnv] = []
-    monkeypatch.setattr(envs, "make_training_env", lambda cfg: built.append(CountingEnv(cfg)) or built[-1])
-    cfg = config.resolve(tiny_config(steps=300, start_steps=300, log_every=100, eval_every=150, eval_episodes=2))
+    monkeypatch.setattr(runs, "make_training_env", lambda cfg: built.append(CountingEnv(cfg)) or built[-1])
+    cfg = runs.resolve(tiny_config(steps=300, start_steps=300, log_every=100, eval_every=150, eval_episodes=2))
     loop.train(cfg, tmp_path / "run", progress=False)
     wide = pd.read_parquet(tmp_path / "run" / "metrics.parquet").pivot(index="step", columns="metric", values="value")
     assert wide["phase.steps"].dropna().to_dict() == {100: 100.0, 200: 200.0, 300: 300.0}
@@ -79,8 +79,8 @@ def test_env_owns_its_eval_row_and_phase_metrics(tmp_path, monkeypatch):
 
 
 def test_plain_env_eval_row_is_the_mean_return_on_a_fresh_env():
-    cfg = config.resolve(tiny_config(steps=300))
-    env = envs.make_training_env(cfg)
+    cfg = runs.resolve(tiny_config(steps=300))
+    env = runs.make_training_env(cfg)
     assert type(env) is envs.TrainingEnv and env.phase_metrics() == {}
 
     class Zero:
@@ -120,7 +120,7 @@ def recorder():
 
 
 def recorded_run(schedule: str, steps: int = 400, start: int = 150) -> tuple[list, list, int]:
-    cfg = config.resolve(
+    cfg = runs.resolve(
         tiny_config(
             agent={"name": "td3", "hidden": 16, "batch_size": 16},
             steps=steps,
@@ -157,19 +157,19 @@ def test_episode_end_schedule_makes_the_same_updates_at_each_episode_end(recorde
 
 def test_default_schedule_keeps_run_ids_and_episode_end_needs_an_off_policy_agent():
     plain = {"agent": {"name": "td3"}, "env": "Hopper-v4", "steps": 10}
-    assert config.run_id(config.resolve(plain)) == "7499921432ae"  # the id before `update_schedule` existed
-    assert config.run_id(config.resolve({**plain, "update_schedule": "step"})) == "7499921432ae"
-    assert "update_schedule" not in config.canonical_json(config.resolve(plain))
-    episode_end = config.resolve({**plain, "update_schedule": "episode_end"})
+    assert config.run_id(runs.resolve(plain)) == "7499921432ae"  # the id before `update_schedule` existed
+    assert config.run_id(runs.resolve({**plain, "update_schedule": "step"})) == "7499921432ae"
+    assert "update_schedule" not in config.canonical_json(runs.resolve(plain))
+    episode_end = runs.resolve({**plain, "update_schedule": "episode_end"})
     assert '"update_schedule":"episode_end"' in config.canonical_json(episode_end)
     with pytest.raises(config.ConfigError, match="update_schedule: 'episode_end' needs an off-policy agent, not 'ppo'"):
-        config.resolve({**plain, "agent": {"name": "ppo"}, "start_steps": 0, "update_schedule": "episode_end"})
+        runs.resolve({**plain, "agent": {"name": "ppo"}, "start_steps": 0, "update_schedule": "episode_end"})
     with pytest.raises(config.ConfigError, match="update_schedule"):
-        config.resolve({**plain, "update_schedule": "episode"})
+        runs.resolve({**plain, "update_schedule": "episode"})
 
 
 def test_episode_end_schedule_spends_replay_ratio_credit_like_the_step_schedule(tmp_path, half_rate):
-    cfg = config.resolve(
+    cfg = runs.resolve(
         tiny_config(
             steps=600,
             start_steps=200,
@@ -192,7 +192,7 @@ def test_episode_end_resume_mid_episode_restores_the_owed_updates(tmp_path, monk
     from neuroplastic import runlog
     from neuroplastic.checkpoint import Checkpointer
 
-    cfg = config.resolve(
+    cfg = runs.resolve(
         tiny_config(
             agent={"name": "td3", "hidden": 32, "batch_size": 32},
             steps=700,
@@ -233,7 +233,7 @@ def test_ne_schedule_sized_in_updates_holds_under_the_episode_end_schedule():
     same updates, so NE's schedule ends where the run does and fires as often."""
     counts = {}
     for schedule in ("step", "episode_end"):
-        cfg = config.resolve(
+        cfg = runs.resolve(
             tiny_config(
                 agent={"name": "td3", "hidden": 16, "batch_size": 16},
                 steps=500,

@@ -34,7 +34,7 @@ def build(name: str, obs: int = 11, act: int = 3, critic: str = "ne", hidden: in
     return agent, method, stack
 
 
-# --- ne_code: the spec's schedule numbers (NE.md §2.2) ---------------------------------------------------
+# --- ne_code: the NE code's schedule numbers (`NE/STL_Scheduler.py:434-588`) --------------------------------
 @pytest.mark.parametrize(("obs", "act"), [(11, 3), (17, 6)])
 def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
     agent, ne, _ = build("ne_code", obs, act)
@@ -44,7 +44,8 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
     numel = {layer.key: layer.numel for layer in growth.layers}
     # The code's formulas: space fixed once at 0.8·N − n_ones (negative for a nearly dense layer),
     # n_grow = int(space·0.008), n_prune = int(0.4·n_grow), mask1 keeps the top n_ones − n_prune by |w|; a negative
-    # n_prune therefore keeps |n_prune| zero-valued entries more (spec §8 #8) until the layer is dense.
+    # n_prune therefore keeps |n_prune| zero-valued entries more until the layer is dense (docs/deviations.md,
+    # `growth.negative_space`).
     n_grow = {k: int((0.8 * numel[k] - n) * 0.008) for k, n in n0.items()}
     n_prune = {k: int(0.4 * v) for k, v in n_grow.items()}
     assert n_grow["critic.q1.layers.1"] > 0
@@ -66,7 +67,7 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
             assert n_now == growth.n_active
             assert all(int(layer.mask.sum()) == n_now[layer.key] for layer in growth.layers)
         assert growth_updates < 400
-    # Spec: every env of the §1.3 table reaches 25% global sparsity after 186–191 topology updates.
+    # Every env of the NE code's ERK table reaches 25% global sparsity after 186–191 topology updates.
     assert 186 <= growth_updates <= 191
     # The measure is the code's (all weight tensors incl. LayerNorm), recounted here from the masks.
     critic = agent.nets["critic"]
@@ -84,7 +85,7 @@ def test_ne_code_counts_per_update_and_updates_to_25_percent(obs, act):
 def test_ne_code_matches_the_official_topology_on_halfcheetah():
     """HalfCheetah (17, 6): +201 connections per critic hidden layer per update (334 grown, 133 pruned); the
     critic's input layer (ERK sparsity 0.019, growth space < 0) gains 3 zero-valued connections per update
-    until it is dense, as the code's negative prune count does (spec §8 #8)."""
+    until it is dense, as the code's negative prune count does (docs/deviations.md, `growth.negative_space`)."""
     agent, ne, _ = build("ne_code", 17, 6)
     growth = ne.growth["critic"]
     opt = agent.optimizers["critic"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from neuroplastic.agents import AGENTS
 from neuroplastic.agents.base import Agent
 from tests.conftest import forbid_host_sync, tiny_config
@@ -46,7 +46,7 @@ AGENT_SETUPS = {
 @pytest.mark.parametrize("agent", sorted(a for a in AGENTS if a in AGENT_SETUPS))
 def test_update_has_no_host_sync(agent):
     overrides, collect_steps = AGENT_SETUPS[agent]
-    run = loop.build(config.resolve(tiny_config(**{"agent": agent, **overrides})), torch.device("cpu"))
+    run = loop.build(runs.resolve(tiny_config(**{"agent": agent, **overrides})), torch.device("cpu"))
     state = loop.LoopState()
     for t in range(1, collect_steps + 1):
         loop.collect(run, state, t)
@@ -84,7 +84,7 @@ def test_captured_step_has_no_host_sync(agent, method):
     overrides, collect_steps = AGENT_SETUPS[agent]
     methods = [{"name": method, **METHOD_OVERRIDES.get(agent, {}), "growth": {"delta": 1000}}] if method else []
     cfg = tiny_config(**{"agent": agent, **overrides, "method": methods})
-    run = loop.build(config.resolve(cfg), torch.device("cpu"))
+    run = loop.build(runs.resolve(cfg), torch.device("cpu"))
     state = loop.LoopState()
     for t in range(1, collect_steps + 1):
         loop.collect(run, state, t)

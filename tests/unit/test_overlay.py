@@ -206,7 +206,7 @@ def test_overlay_drops_overrides_of_dropped_envs_and_merges_the_rest():
 
 
 def test_paper_applies_drqv2_per_task_settings():
-    """shared/spec/BASELINES.md §8: walker tasks n-step 1 and batch 512, quadruped_run a 1e5 buffer."""
+    """DrQ-v2's task configs (facebookresearch/drqv2): walker n-step 1 and batch 512, quadruped_run a 1e5 buffer."""
     plan = plan_from_file(REPO / "config" / "paper.yaml")
     drq = [(m.env, plan.runs[m.run_id]["agent"]) for m in plan.members if m.experiment.startswith("drq_")]
     assert {e for e, _ in drq} >= {"dmc-pixels:walker-run", "dmc-pixels:quadruped-run", "dmc-pixels:cheetah-run"}

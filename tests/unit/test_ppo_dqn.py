@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuroplastic import atari, config, envs, loop
+from neuroplastic import atari, envs, loop, runs
 from neuroplastic.agents.dqn import DQN, DQNParams, linear_epsilon
 from neuroplastic.agents.ppo import PPOParams, clipped_surrogate, gae
 from neuroplastic.methods import MethodStack
@@ -191,7 +191,7 @@ def test_erk_on_nature_cnn_matches_hand_table():
 
 
 def _train_briefly(cfg: dict, updates: int) -> loop.Run:
-    run = loop.build(config.resolve(cfg), torch.device("cpu"))
+    run = loop.build(runs.resolve(cfg), torch.device("cpu"))
     state = loop.LoopState()
     t = 0
     while run.agent.updates < updates:
@@ -246,10 +246,10 @@ def test_sparse_methods_default_to_the_q_network_of_dqn():
     """`nets: both` (the sparse methods' default) takes the actor and critic an agent has: DQN's Q-network only;
     a role named on its own must still exist."""
     base = {"agent": {"name": "dqn", "hidden": 16}, "env": "CartPole-v1", "steps": 200, "start_steps": 20}
-    run = loop.build(config.resolve({**base, "method": [{"name": "static", "sparsity": 0.8}]}), torch.device("cpu"))
+    run = loop.build(runs.resolve({**base, "method": [{"name": "static", "sparsity": 0.8}]}), torch.device("cpu"))
     assert next(m for m in run.methods).topology.roles == ["critic"]
     with pytest.raises(ValueError, match=r"static\.nets: agent 'dqn' has no network\(s\) \['actor'\]"):
-        loop.build(config.resolve({**base, "method": [{"name": "static", "nets": "actor"}]}), torch.device("cpu"))
+        loop.build(runs.resolve({**base, "method": [{"name": "static", "nets": "actor"}]}), torch.device("cpu"))
 
 
 # --- scaled dense baseline ------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def test_ppo_weight_decay_follows_networks_that_plasticity_injection_replaces():
 # --- the study's PPO networks (rigl sparse_ppo_actor_network.py, sparse_value_network.py) -------------------
 def _ppo_run(**agent) -> loop.Run:
     cfg = {"agent": {"name": "ppo", **agent}, "env": "Hopper-v4", "steps": 4096, "start_steps": 0}
-    return loop.build(config.resolve(cfg), torch.device("cpu"))
+    return loop.build(runs.resolve(cfg), torch.device("cpu"))
 
 
 def test_ppo_value_network_is_relu_with_small_uniform_output():
@@ -363,7 +363,7 @@ def test_dqn_classic_l2_is_1e6_on_hidden_kernels_only():
 def test_dqn_atari_init_is_glorot_uniform():
     torch.manual_seed(0)
     cfg = {"agent": {"name": "dqn", "hidden": 64, "buffer_size": 100}, "env": "ALE/Pong-v5", "steps": 200}
-    agent = loop.build(config.resolve({**cfg, "start_steps": 20}), torch.device("cpu")).agent
+    agent = loop.build(runs.resolve({**cfg, "start_steps": 20}), torch.device("cpu")).agent
     net = agent.nets["critic"]
     assert agent.cfg.weight_decay == 0.0
     for layer in [*net.convs, *net.head.layers]:

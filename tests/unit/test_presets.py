@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from neuroplastic import config, experiments, loop
+from neuroplastic import config, experiments, loop, runs
 
 PAPER_AGENT = {"name": "td3", "critic": "td3", "hidden": [400, 300], "lr": 1e-3, "batch_size": 100}
 
@@ -18,8 +18,8 @@ PAPER_AGENT = {"name": "td3", "critic": "td3", "hidden": [400, 300], "lr": 1e-3,
     ("env", "start"), [("Hopper-v4", 1000), ("Walker2d-v4", 1000), ("HalfCheetah-v4", 10000), ("Ant-v5", 10000)]
 )
 def test_td3_paper_preset_is_the_curves_protocol_written_out(env, start):
-    preset = config.resolve({"preset": "td3_paper", "env": env, "steps": 20000})
-    spelled = config.resolve(
+    preset = runs.resolve({"preset": "td3_paper", "env": env, "steps": 20000})
+    spelled = runs.resolve(
         {"agent": PAPER_AGENT, "env": env, "steps": 20000, "start_steps": start, "update_schedule": "episode_end"}
     )
     assert config.canonical_json(preset) == config.canonical_json(spelled)
@@ -29,7 +29,7 @@ def test_td3_paper_preset_is_the_curves_protocol_written_out(env, start):
 
 
 def test_preset_networks_are_400_300():
-    cfg = config.resolve({"preset": "td3_paper", "env": "Hopper-v4", "steps": 10})
+    cfg = runs.resolve({"preset": "td3_paper", "env": "Hopper-v4", "steps": 10})
     run = loop.build(cfg, torch.device("cpu"))
     actor = [m.out_features for m in run.agent.nets["actor"].modules() if isinstance(m, torch.nn.Linear)]
     assert actor == [400, 300, 3]
@@ -38,7 +38,7 @@ def test_preset_networks_are_400_300():
 
 
 def test_explicit_keys_win_over_the_preset():
-    cfg = config.resolve(
+    cfg = runs.resolve(
         {"preset": "td3_paper", "agent": {"hidden": 64}, "env": "Humanoid-v4", "steps": 10, "start_steps": 5}
     )
     assert (cfg.agent["hidden"], cfg.agent["lr"], cfg.start_steps, cfg.update_schedule) == (64, 1e-3, 5, "episode_end")
@@ -54,7 +54,7 @@ def test_explicit_keys_win_over_the_preset():
 )
 def test_preset_problems_name_the_key(data, message):
     with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        config.resolve({"steps": 10, **data})
+        runs.resolve({"steps": 10, **data})
 
 
 def test_workflow_preset_replaces_the_top_level_run_defaults_it_sets():

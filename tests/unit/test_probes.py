@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from neuroplastic import config, loop, probes, runlog
+from neuroplastic import config, loop, probes, runlog, runs
 from neuroplastic.checkpoint import Checkpointer
 from tests.conftest import tiny_config
 
@@ -23,10 +23,10 @@ def probe_config(**overrides) -> dict:
 
 
 def test_absent_probe_leaves_run_ids_and_json_unchanged():
-    cfg = config.resolve(tiny_config())
+    cfg = runs.resolve(tiny_config())
     assert "probe" not in json.loads(config.canonical_json(cfg))
     assert config.run_id(cfg) == TINY_RUN_ID_BEFORE_PROBE
-    on = config.resolve(tiny_config(probe={}))
+    on = runs.resolve(tiny_config(probe={}))
     assert json.loads(config.canonical_json(on))["probe"] == {
         "early_fraction": 0.1,
         "transitions": 1000,
@@ -49,19 +49,19 @@ def test_probe_config_errors_name_the_key(overrides, message):
     data = tiny_config(probe={"early_fraction": 0.5, "transitions": 50})
     data.update(overrides)
     with pytest.raises(config.ConfigError) as err:
-        config.resolve(data)
+        runs.resolve(data)
     assert message in str(err.value)
 
 
 def test_early_window_and_selection():
-    cfg = config.resolve(tiny_config(probe=PROBE))
+    cfg = runs.resolve(tiny_config(probe=PROBE))
     assert probes.early_window(cfg) == (201, 400)
     probe = probes.ForgettingProbe(cfg)
     assert sorted(probe.state_steps) == [201, 300, 400]
     assert probe.transition_steps[0] == 201 and probe.transition_steps[-1] == 400
     assert len(probe.transition_steps) == 40
     # The counts are upper bounds: a window shorter than them gives every step once.
-    small = probes.ForgettingProbe(config.resolve(tiny_config(probe={"early_fraction": 0.05})))
+    small = probes.ForgettingProbe(runs.resolve(tiny_config(probe={"early_fraction": 0.05})))
     assert small.transition_steps.tolist() == list(range(201, 221)) and len(small.state_steps) == 5
 
 
@@ -78,8 +78,8 @@ def _probe_values(rows) -> dict[str, dict[int, float]]:
 
 
 def test_probe_measures_and_does_not_change_training(tmp_path):
-    plain = config.resolve(probe_config())
-    probed = config.resolve(probe_config(probe=PROBE))
+    plain = runs.resolve(probe_config())
+    probed = runs.resolve(probe_config(probe=PROBE))
     loop.train(plain, tmp_path / "plain", progress=False)
     loop.train(probed, tmp_path / "probed", progress=False)
     a, b = _rows(tmp_path / "plain"), _rows(tmp_path / "probed")
@@ -96,7 +96,7 @@ def test_probe_measures_and_does_not_change_training(tmp_path):
 
 
 def test_resumed_run_with_probe_is_bit_identical(tmp_path, monkeypatch):
-    cfg = config.resolve(probe_config(probe=PROBE, checkpoint_every=300))
+    cfg = runs.resolve(probe_config(probe=PROBE, checkpoint_every=300))
     loop.train(cfg, tmp_path / "runs" / "ref", progress=False)
 
     class Interrupted(Exception):

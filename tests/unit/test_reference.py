@@ -1,5 +1,5 @@
 """Published reference data: the DrQ-v2 summary is derived from the shipped per-seed curves and reproduces the
-spec's numbers; TD3 endpoints and protocol notes are what the sources say."""
+numbers computed from the official DrQ-v2 curves; TD3 endpoints and protocol notes are what the sources say."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from neuroplastic import reference
 
-# shared/spec/BASELINES.md §8 [calc]: (frames, mean, std) from the official curves.
+# (frames, mean, std) over seeds of the official DrQ-v2 `curves/` (facebookresearch/drqv2).
 SPEC_DRQV2 = {
     "cheetah_run": [(1_000_000, 729, 41), (2_000_000, 845, 39)],
     "walker_run": [(1_000_000, 546, 108), (2_000_000, 634, 95)],

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import advance, build_run, equal_states, full_state, random_batch, tiny_config
 
 
@@ -39,7 +39,7 @@ def test_target_entropy_default_is_minus_half_the_action_dim_and_overridable():
     # (Primacy Bias) both use −dim(A)/2; the SAC paper's −dim(A) is a config value.
     run, _ = build_run(agent="sac", env="Humanoid-v4")
     assert run.agent.target_entropy == -17 / 2
-    cfg = config.resolve(tiny_config(agent={"name": "sac", "hidden": 32, "target_entropy": -17.0}, env="Humanoid-v4"))
+    cfg = runs.resolve(tiny_config(agent={"name": "sac", "hidden": 32, "target_entropy": -17.0}, env="Humanoid-v4"))
     assert loop.build(cfg, torch.device("cpu")).agent.target_entropy == -17.0
 
 
@@ -139,7 +139,7 @@ def test_sac_trains_and_stays_finite():
 def test_weight_decay_adds_lambda_sum_of_squares_of_each_role_kernels():
     """The sparse-training study's dense SAC has weight decay 1e-4 (rigl `sac_mujoco_dense_config.gin`): Keras
     L2, λ·Σw² on every kernel of actor and critics, inside each network's own loss."""
-    cfg = config.resolve(tiny_config(agent={"name": "sac", "hidden": 16, "weight_decay": 1e-4}))
+    cfg = runs.resolve(tiny_config(agent={"name": "sac", "hidden": 16, "weight_decay": 1e-4}))
     agent = loop.build(cfg, torch.device("cpu")).agent
     for role, n_kernels in (("actor", 3), ("critic", 6)):
         kernels = [m.weight for m in agent.nets[role].modules() if isinstance(m, torch.nn.Linear)]

@@ -86,7 +86,7 @@ def test_defaults_are_the_sac_mujoco_configs():
 # --- ERK, initial masks, sparsity-aware init ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("obs", "act", "expected"),
-    [(17, 6, (0.586, 0.932, 0.0)), (376, 17, (0.909, 0.890, 0.0))],  # spec §6 worked examples (Walker2d, Humanoid)
+    [(17, 6, (0.586, 0.932, 0.0)), (376, 17, (0.909, 0.890, 0.0))],  # rigl's ERK at S=0.9 (Walker2d, Humanoid)
 )
 def test_erk_critic_sparsities_match_the_worked_example(obs, act, expected):
     agent, method = build("static", obs=obs, act=act, hidden=256)

@@ -39,9 +39,9 @@ def _runs(experiment: str, env: str, seed: int = 0) -> dict[str, dict]:
 
 
 def _built_method(run: dict):
-    from neuroplastic import config, loop
+    from neuroplastic import loop, runs
 
-    built = loop.build(config.resolve(run), torch.device("cpu"))
+    built = loop.build(runs.resolve(run), torch.device("cpu"))
     return built, next(iter(built.methods))
 
 

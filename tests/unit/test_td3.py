@@ -8,12 +8,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroplastic import config, loop
+from neuroplastic import loop, runs
 from tests.conftest import random_batch, tiny_config
 
 
 def _run(**kw):
-    return loop.build(config.resolve(tiny_config(**kw)), torch.device("cpu"))
+    return loop.build(runs.resolve(tiny_config(**kw)), torch.device("cpu"))
 
 
 def test_networks_match_author_shapes():

@@ -29,7 +29,7 @@ def _critic_shapes(obs: int, act: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-# Spec NE.md §1.3: per-layer initial sparsity at 0.8 global, width 256.
+# Per-layer initial sparsity at 0.8 global, width 256, as the NE code's ERK (`NE/STL_Scheduler.py:16-84`) gives it.
 ERK_TABLE = {
     (17, 6): ([0.0, 0.872, 0.0], [0.019, 0.838, 0.838, 0.0, 0.0]),  # HalfCheetah / Walker2d
     (11, 3): ([0.0, 0.844, 0.0], [0.0, 0.825, 0.825, 0.0, 0.0]),  # Hopper

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroplastic import cli, config, events, loop, runlog
+from neuroplastic import cli, config, events, loop, runlog, runs
 from neuroplastic.experiments import plan_from_dict
 from neuroplastic.status import grid_status
 from tests.conftest import tiny_config
@@ -34,7 +34,7 @@ def _parquet_pairs(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_event_files_hold_the_same_step_value_pairs_as_metrics_parquet(tmp_path):
-    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=600, log_every=200, eval_every=300))
+    cfg = runs.resolve(tiny_config(agent=SMALL_TD3, steps=600, log_every=200, eval_every=300))
     loop.train(cfg, tmp_path / "run", ckpt_dir=tmp_path / "ckpt", progress=False)
     assert len(events.event_files(tmp_path / "run")) == 1
     scalars = events.read_scalars(tmp_path / "run")
@@ -48,7 +48,7 @@ def test_tensorboard_off_writes_no_event_file_and_keeps_the_run_id(tmp_path):
     args = cli.build_parser().parse_args(["train", "cfg.yaml", "--out", "x", "--no-tensorboard"])
     assert args.tensorboard is False
     assert cli.build_parser().parse_args(["train", "cfg.yaml", "--out", "x"]).tensorboard is True
-    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=400, log_every=200, eval_every=400))
+    cfg = runs.resolve(tiny_config(agent=SMALL_TD3, steps=400, log_every=200, eval_every=400))
     loop.train(cfg, tmp_path / "run", ckpt_dir=tmp_path / "ckpt", progress=False, tensorboard=False)
     assert events.event_files(tmp_path / "run") == []
     assert json.loads((tmp_path / "run" / "done").read_text())["run_id"] == config.run_id(cfg)
@@ -60,7 +60,7 @@ class _Killed(BaseException):
 
 def test_resume_after_a_kill_rebuilds_the_events_without_duplicated_steps(tmp_path, monkeypatch):
     """Killed past a checkpoint, mid-way through an event record: the resumed run's event files match the parquet."""
-    cfg = config.resolve(tiny_config(agent=SMALL_TD3, steps=700, log_every=100, eval_every=300, checkpoint_every=300))
+    cfg = runs.resolve(tiny_config(agent=SMALL_TD3, steps=700, log_every=100, eval_every=300, checkpoint_every=300))
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
     write = runlog.MetricsLog.write
 

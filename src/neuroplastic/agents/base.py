@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from neuroplastic import capture
+from neuroplastic.replay import ReplayBuffer
 
 if TYPE_CHECKING:
     from neuroplastic.config import RunConfig
@@ -94,8 +95,6 @@ class Agent:
     # --- construction ---------------------------------------------------------------------------
     def make_replay(self, capacity: int, seed: int) -> Replay:
         """The replay buffer this agent learns from (pixel agents store frames instead)."""
-        from neuroplastic.replay import ReplayBuffer
-
         return ReplayBuffer(self.env.obs_dim, self.env.act_dim, capacity, self.device, seed=seed)
 
     def build_net(self, role: str) -> nn.Module:

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from neuroplastic import envs
 from neuroplastic.agents.base import Agent, AgentParams
 from neuroplastic.nets import MLP, MLPSpec, NatureCNN, NatureCNNSpec, sum_of_squares
 from neuroplastic.replay import Batch, PixelReplay, ReplayBuffer
@@ -155,8 +156,6 @@ class DQN(Agent):
 
     @classmethod
     def config_problems(cls, cfg, params: dict) -> list[str]:
-        from neuroplastic import envs
-
         if cfg.env in envs.MUJOCO_IDS or cfg.env.startswith("dmc"):
             return [f"agent 'dqn' needs discrete actions; env {cfg.env!r} is continuous"]
         return []

@@ -39,6 +39,7 @@ from torch import nn
 
 from neuroplastic import capture
 from neuroplastic.agents.base import Agent, AgentParams, ConvChain
+from neuroplastic.dmc import PIXELS_PREFIX
 from neuroplastic.metrics import fau
 from neuroplastic.nets import MLP, ConvEncoder, ConvSpec, MLPSpec
 from neuroplastic.replay import Batch, PixelReplay
@@ -159,8 +160,6 @@ class DrQV2(Agent):
 
     @classmethod
     def config_problems(cls, cfg, params: dict) -> list[str]:
-        from neuroplastic.dmc import PIXELS_PREFIX
-
         if not cfg.env.startswith(PIXELS_PREFIX):
             return [f"drqv2 learns from pixels; env {cfg.env!r} is not a {PIXELS_PREFIX}<domain>-<task> env"]
         return []

@@ -44,6 +44,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
+from neuroplastic import envs
 from neuroplastic.agents.base import Agent, AgentParams
 from neuroplastic.nets import MLP, MLPSpec, sum_of_squares
 from neuroplastic.replay import Batch, Replay
@@ -317,8 +318,6 @@ class PPO(Agent):
 
     @classmethod
     def config_problems(cls, cfg, params: dict) -> list[str]:
-        from neuroplastic import envs
-
         problems = []
         if cfg.env in envs.CLASSIC_IDS or cfg.env.startswith("ALE/"):
             problems.append(f"agent 'ppo' is implemented for continuous actions; env {cfg.env!r} is discrete")

@@ -23,7 +23,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from neuroplastic import runlog
-from neuroplastic.config import ConfigError, resolve, run_id
+from neuroplastic.config import ConfigError, run_id
+from neuroplastic.runs import resolve
 
 KEY_COLUMNS = ["experiment", "label", "variant", "env", "seed", "run_id"]
 

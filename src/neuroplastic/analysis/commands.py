@@ -73,7 +73,7 @@ def cmd_figure_render(args: argparse.Namespace) -> int:
 def cmd_figure_kinds(args: argparse.Namespace) -> int:
     from neuroplastic import figures
 
-    print(figures.describe_kinds(), end="")
+    print(figures.kinds_markdown() if args.markdown else figures.describe_kinds(), end="")
     return 0
 
 
@@ -152,10 +152,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def estimate_orders() -> tuple[str, ...]:
-    from neuroplastic.analysis.estimate import ORDERS
-
-    return ORDERS
+# `estimate.plan_budget`'s orders, named here so that building the parser does not import the estimate (and torch)
+# with it; test_estimate checks that the two agree.
+ESTIMATE_ORDERS = ("paper", "cheapest")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -186,6 +185,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="output prefix, e.g. paper_figures/smoke/main_curves")
     q.set_defaults(func=cmd_figure_render)
     q = fsub.add_parser("kinds", help="list the registered figure/table kinds with their keys and defaults")
+    q.add_argument("--markdown", action="store_true", help="as config/README.md's table of kinds")
     q.set_defaults(func=cmd_figure_kinds)
     q = fsub.add_parser("manifest", help="write MANIFEST.json (sha256 per file) for a figures directory")
     q.add_argument("directory")
@@ -216,7 +216,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--order",
-        choices=estimate_orders(),
+        choices=ESTIMATE_ORDERS,
         default="paper",
         help="with a budget: paper = the config's own order (the paper's main results first); cheapest = "
         "each experiment's own cost, ascending",

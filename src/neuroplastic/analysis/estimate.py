@@ -32,10 +32,15 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the CLI builds its parser from ORDERS: importing this module stays cheap
-    from neuroplastic.experiments import Plan
+import torch
+
+from neuroplastic import capture, config, loop, runs
+from neuroplastic.atari import is_atari_id
+from neuroplastic.envs import CLASSIC_IDS
+from neuroplastic.experiments import Plan
+from neuroplastic.threads import limit_threads
 
 MEASUREMENTS_DIR = Path(__file__).resolve().parent / "throughput"
 
@@ -87,9 +92,6 @@ def run_family(run: dict[str, Any]) -> str:
 def env_family(env_id: str, agent: str) -> str:
     """The part of the grid an env belongs to: its domain, with the on-policy PPO MuJoCo runs apart (the NE
     paper's MuJoCo part is off-policy; PPO has its own rates)."""
-    from neuroplastic.atari import is_atari_id
-    from neuroplastic.envs import CLASSIC_IDS
-
     if env_id.startswith("dmc-pixels:"):
         return "DMC pixels"
     if env_id.startswith("dmc:"):
@@ -118,13 +120,7 @@ def cost_classes(plan: Plan) -> dict[str, ClassCost]:
 def measure(run: dict[str, Any], iterations: int, device: str, threads: int | None, compile: str = "off") -> float:
     """Env steps/s of the training loop's own `loop.advance` (env step, hooks, the updates the replay ratio
     owes) for this run's config, after its random-action warm-up; per CPU-second of this process on CPU."""
-    import torch
-
-    from neuroplastic import capture, config, loop
-
     if threads:
-        from neuroplastic.threads import limit_threads
-
         limit_threads(threads)
     trial = dict(run)
     # Episode-end updates cost what per-step ones do, but come in bursts that a short measurement would cut.
@@ -132,9 +128,9 @@ def measure(run: dict[str, Any], iterations: int, device: str, threads: int | No
     batch = int(run["agent"].get("batch_size") or 256)
     trial["start_steps"] = min(int(run["start_steps"]), max(batch, 1000))
     try:
-        cfg = config.resolve(trial, source="estimate")
+        cfg = runs.resolve(trial, source="estimate")
     except config.ConfigError:
-        cfg = config.resolve(run, source="estimate")
+        cfg = runs.resolve(run, source="estimate")
     r = loop.build(cfg, torch.device(device))
     r.update = capture.make_update(r.agent, compile)
     state = loop.LoopState()
@@ -333,10 +329,6 @@ def _clock(device: Any) -> Any:
 
 def _measure_on_policy(r: Any, state: Any, t: int) -> float:
     """Env steps per second of one full rollout of an on-policy agent and its update epochs (the real loop)."""
-    import torch
-
-    from neuroplastic import loop
-
     steps = int(r.agent.params.rollout_length)
     clock = _clock(r.device)
     t_start = clock()
@@ -359,7 +351,6 @@ def estimate(
     measure_here: bool = False,
     runs_per_gpu: int | None = None,
 ) -> dict[str, Any]:
-    import torch
 
     est_cfg = plan.config.get("estimate", {})
     classes = cost_classes(plan)

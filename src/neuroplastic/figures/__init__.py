@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from neuroplastic.figures import draw, tables
+from neuroplastic.figures import draw, kinds, tables
 from neuroplastic.figures.base import (
     PLANNER_KEYS,
     AggregateTables,
@@ -33,9 +33,12 @@ from neuroplastic.figures.base import (
     FigureKind,
     FigureSpec,
     NormalizedSpec,
+    published_scores,
 )
 
 KINDS: dict[str, FigureKind] = {}
+# Kind name → the docstring of the module that defines it (what `kinds_markdown` says is drawn).
+_KIND_DOCS: dict[str, str] = {}
 
 
 class FigureSpecError(FigureError):
@@ -68,21 +71,48 @@ def suffixes(kind: str) -> tuple[str, ...]:
     return kind_of(kind).suffixes
 
 
+def _own_keys(kind: FigureKind) -> list[str]:
+    """The kind's keys beyond the common ones, each with its default (`x (required)` without one)."""
+    keys = []
+    for key, field in kind.spec.model_fields.items():
+        if key in FigureSpec.model_fields:
+            continue
+        default = "required" if field.is_required() else field.get_default(call_default_factory=True)
+        default = default.model_dump() if isinstance(default, BaseModel) else default
+        keys.append(f"{key}={default!r}" if default != "required" else f"{key} (required)")
+    return keys
+
+
 def describe_kinds() -> str:
     """One line per registered kind: its outputs and its own keys with their defaults (`neuroplastic figures
     kinds`); the keys every kind shares are listed once at the top."""
     common = [k for k in FigureSpec.model_fields if k not in PLANNER_KEYS]
     lines = [f"every kind: {', '.join(common)}"]
     for name, kind in KINDS.items():
-        keys = []
-        for key, field in kind.spec.model_fields.items():
-            if key in FigureSpec.model_fields:
-                continue
-            default = "required" if field.is_required() else field.get_default(call_default_factory=True)
-            default = default.model_dump() if isinstance(default, BaseModel) else default
-            keys.append(f"{key}={default!r}" if default != "required" else f"{key} (required)")
         outputs = "+".join(s.lstrip(".") for s in kind.suffixes)
-        lines.append(f"{name} ({outputs}): {', '.join(keys) or '-'}")
+        lines.append(f"{name} ({outputs}): {', '.join(_own_keys(kind)) or '-'}")
+    return "\n".join(lines) + "\n"
+
+
+def _what_is_drawn(kind: FigureKind) -> str:
+    """The first paragraph of the kind module's docstring, without its `name:` lead and its figure-data list."""
+    doc = _KIND_DOCS.get(kind.name) or importlib.import_module(kind.compute.__module__).__doc__ or ""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    text = text.removeprefix(f"`{kind.name}`:").strip()
+    return text.split(" Figure data")[0].replace("|", "\\|")
+
+
+_FORMAT_NAMES = {".pdf": "PDF", ".png": "PNG", ".csv": "CSV", ".md": "MD", ".tex": "TeX"}
+
+
+def kinds_markdown() -> str:
+    """The figure-kind table of config/README.md (`neuroplastic figures kinds --markdown`), from the registry:
+    outputs and keys from each kind's spec model, what is drawn from its module's docstring."""
+    lines = ["| kind | output | extra keys (default) | what is drawn |", "|---|---|---|---|"]
+    for name, kind in KINDS.items():
+        outputs = "+".join(_FORMAT_NAMES[s] for s in kind.suffixes)
+        keys = ", ".join(f"`{k}`" for k in _own_keys(kind)) or "-"
+        lines.append(f"| `{name}` | {outputs} | {keys} | {_what_is_drawn(kind)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -158,8 +188,6 @@ def _figure_problems(name: str, raw: dict[str, Any], plan: Any) -> list[str]:
 
 
 def _reference_problems(spec: NormalizedSpec, plan: Any) -> list[str]:
-    from neuroplastic.figures.base import published_scores
-
     ref = spec.reference_runs()
     experiments = plan.config["experiments"]
     if ref.scores:
@@ -218,8 +246,6 @@ def read_data(path: Path) -> pd.DataFrame:
 
 def _register_kinds() -> None:
     """Every module of `neuroplastic.figures.kinds` (not starting with `_`) defines one `KIND`."""
-    from neuroplastic.figures import kinds
-
     for info in sorted(pkgutil.iter_modules(kinds.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
@@ -228,6 +254,7 @@ def _register_kinds() -> None:
         if not isinstance(kind, FigureKind):
             raise TypeError(f"{module.__name__} defines no `KIND = FigureKind(...)`")
         register(kind)
+        _KIND_DOCS[kind.name] = module.__doc__ or ""
 
 
 _register_kinds()
@@ -243,6 +270,7 @@ __all__ = [
     "describe_kinds",
     "is_table",
     "kind_of",
+    "kinds_markdown",
     "load_spec",
     "parse_spec",
     "plan_problems",

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from neuroplastic import atari
 from neuroplastic.analysis import stats
 
 Statistic = Literal["iqm", "mean", "median", "optimality_gap"]
@@ -28,14 +29,8 @@ class FigureError(ValueError):
     """A figure that cannot be computed or drawn from the given tables; the message names what is missing."""
 
 
-# Published per-env score pairs a figure may normalise by instead of runs: name → env id → (low, high).
-PUBLISHED_SCORES = ("atari_human_random",)
-
-
 def published_scores(name: str, env: str) -> tuple[float, float] | None:
     """(low, high) of `env` in the published table `name` (Atari: random and human score), None if absent."""
-    from neuroplastic import atari
-
     if name == "atari_human_random" and atari.is_atari_id(env):
         return atari.human_random_scores().get(atari.snake_case(atari.game_of(env)))
     return None

@@ -6,17 +6,22 @@ at run time with `register`). Config entries `{name: ..., **params}` are validat
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from neuroplastic.methods.adaptive_rr import AdaptiveRR
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
 from neuroplastic.methods.crelu import CReLU
 from neuroplastic.methods.data_augmentation import DataAugmentation
 from neuroplastic.methods.dense_scaled import DenseScaled
+from neuroplastic.methods.grad_snr import GradSNR
 from neuroplastic.methods.injection import PlasticityInjection
 from neuroplastic.methods.l2_init import L2Init
+from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
 from neuroplastic.methods.normalization import LayerNormMethod, NaP
 from neuroplastic.methods.redo import ReDo
 from neuroplastic.methods.reset import Reset
 from neuroplastic.methods.shrink_perturb import ShrinkPerturb
+from neuroplastic.methods.sparse import GMP, SET, RigL, Static
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -45,27 +50,15 @@ for _cls in (
     register(_cls)
 
 
-def build_stack(entries: list[dict], ctx: RunContext) -> MethodStack:
-    """Instantiate resolved config entries, in order."""
+def build_stack(names: list[str], params: list[BaseModel], ctx: RunContext) -> MethodStack:
+    """Instantiate the methods `names` with their resolved, typed `params`, in order."""
     methods = []
-    for i, entry in enumerate(entries):
-        cls = METHODS[entry["name"]]
-        params = cls.Params.model_validate({k: v for k, v in entry.items() if k != "name"})
-        methods.append(cls(params, RunContext(**{**ctx.__dict__, "method_index": i})))
+    for i, (name, p) in enumerate(zip(names, params, strict=True)):
+        methods.append(METHODS[name](p, RunContext(**{**ctx.__dict__, "method_index": i})))
     return MethodStack(methods)
 
 
-def _register_builtin() -> None:
-    from neuroplastic.methods.grad_snr import GradSNR
-    from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
-    from neuroplastic.methods.sparse import GMP, SET, RigL, Static
-
-    for cls in (NE, NECode, *NE_ABLATIONS.values()):
-        register(cls)
-    for cls in (Static, SET, RigL, GMP, GradSNR):
-        register(cls)
-
-
-_register_builtin()
+for _cls in (NE, NECode, *NE_ABLATIONS.values(), Static, SET, RigL, GMP, GradSNR):
+    register(_cls)
 
 __all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]

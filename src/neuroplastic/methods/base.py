@@ -152,6 +152,17 @@ class Method:
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         pass
 
+    # --- the scheduled update-time event (benchmarks/throughput.py times one and amortises it) ------
+    def event_period(self) -> int | None:
+        """Gradient updates between this method's scheduled update-time events (a topology update, a
+        recycling step); None when it has none."""
+        return None
+
+    def force_next_event(self, agent: Agent) -> None:
+        """Make the next update carry the scheduled event, whenever it is due. For timing it: a run that
+        does this no longer follows its schedule."""
+        raise NotImplementedError(f"method {self.name!r} has no scheduled update-time event")
+
     def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
         return {}
 

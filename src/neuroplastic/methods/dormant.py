@@ -1,4 +1,4 @@
-"""NE component 2, dormant-neuron pruning, run inside each growth update (spec §3, §8 #5).
+"""NE component 2, dormant-neuron pruning, run inside each growth update (NE paper; `NE/STL_Scheduler.py:504-512`).
 
 Configured by the `pruning:` sub-model of NE's params (`PruningParams`, passed as it is). Two modes (`mode`):
 - `paper`: remove connections of τ-dormant neurons (ReDo score s_i = E|h_i| / mean_k E|h_k| ≤ τ, τ = 0 by

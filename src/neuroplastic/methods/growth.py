@@ -9,7 +9,7 @@ counts are what every k is computed from, so a topology update needs no read of 
 pruning mode, whose prune count depends on activations: it reads all of a network's prune counts in one
 transfer per topology update (every Δ updates).
 
-Schedule (spec §2.2 and the NE code `STL_Scheduler`):
+Schedule (the NE code, `NE/STL_Scheduler.py:434-588`):
 - clock `network` (code): the network counts its own optimizer steps (the actor only steps on policy updates);
   a topology update happens when that count is a multiple of Δ and below T_end. Clock `agent`: the position is
   the agent's update counter, and a topology update happens on the network's first optimizer step in each new
@@ -18,9 +18,9 @@ Schedule (spec §2.2 and the NE code `STL_Scheduler`):
 - per sparse layer: k_grow = ⌊G_l·r(t)⌋ with the growth space G_l fixed at the network's first topology update:
   `space: code`: s₀·N_l − n_l (the code reuses the initial sparsity s₀ = 0.8 as a density); `space: target`:
   (1 − target_sparsity)·N_l − n_l. A layer that starts denser than that has G_l < 0: `negative_space: clamp`
-  sets G_l = 0 (the layer never changes); `negative_space: code` replays the official code (spec §8 #8), whose
-  negative prune count ⌊ω·⌊G_l·r⌋⌋ makes it *add* that many zero-valued connections per update until the layer
-  is dense (HalfCheetah's critic input layer: +3 per update).
+  sets G_l = 0 (the layer never changes); `negative_space: code` replays the official code (docs/deviations.md,
+  `growth.negative_space`), whose negative prune count ⌊ω·⌊G_l·r⌋⌋ makes it *add* that many zero-valued
+  connections per update until the layer is dense (HalfCheetah's critic input layer: +3 per update).
 - the phase switches at the first topology update that finds the network's density ≥ 1 − target_sparsity:
   `churn` (the code's RigL branch: the clock restarts at 0 and each update prunes ⌊n_l·ζ_c/2·(1+cos(πt/T_end))⌋
   smallest-|w| weights and regrows as many by |gradient|, starting with this very update) or `frozen`.
@@ -39,8 +39,6 @@ from torch import nn
 from neuroplastic.methods.base import Params
 from neuroplastic.topology import ops
 from neuroplastic.topology.masks import SparseLayer
-
-PHASES = ("growing", "churn", "frozen")
 
 
 class GrowthParams(Params):
@@ -173,6 +171,10 @@ class NetworkGrowth:
         if due:
             self.window = pos // self.params.delta
         return due
+
+    def force_due(self) -> None:
+        """The next optimizer call of this network is due (while growth is active), whatever its position."""
+        self.window = -1
 
     def _restart_clock(self, update: int) -> None:
         self.step, self.offset, self.window, self.position = 0, update, 0, 0

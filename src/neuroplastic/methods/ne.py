@@ -43,11 +43,12 @@ from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
 from neuroplastic.methods.dormant import DormantPruning, PruningParams
 from neuroplastic.methods.growth import GrowthParams, NetworkGrowth
 from neuroplastic.methods.review import ExperienceReview, ReviewParams
+from neuroplastic.replay import Batch
 from neuroplastic.topology.masks import Topology
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
-    from neuroplastic.replay import Batch, Replay
+    from neuroplastic.replay import Replay
 
 # Flat keys of the params before they were nested, and where each lives now (a flat key is an error that says so).
 MOVED_KEYS = {
@@ -94,7 +95,7 @@ class NEParams(Params):
     )
     dense_first_last: bool = Field(True, description="Keep every MLP's first and last layer dense (RLx2, paper).")
     count_norm_weights: bool = Field(
-        True, description="LayerNorm weights count (as dense) in the ERK budget, as in the code (spec §1.2)."
+        True, description="LayerNorm weights count (as dense) in the ERK budget, as in the code (`NE/utils.py:23-55`)."
     )
     mask_gradients: bool = Field(
         False,
@@ -148,7 +149,7 @@ def preset_params(name: str, base: type[BaseModel], **defaults: Any) -> type[Bas
     return create_model(name, __base__=base, **fields)
 
 
-# `ne_code`: the official code's effective defaults (spec §2.2, §8; docs/deviations.md explains each).
+# `ne_code`: the official code's effective defaults (`NE/STL_Scheduler.py`, `stl/train.py`; see docs/deviations.md).
 NECodeParams = preset_params(
     "NECodeParams",
     NEParams,
@@ -244,6 +245,13 @@ class NE(Method):
     def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
         return any(self.growth[r].due(update) for r in roles if r in self.growth)
 
+    def event_period(self) -> int | None:
+        return self.params.growth.delta if self.growth else None
+
+    def force_next_event(self, agent: Agent) -> None:
+        for g in self.growth.values():
+            g.force_due()
+
     def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
         for r in roles:
             if r in self.growth:
@@ -307,8 +315,6 @@ class NE(Method):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from neuroplastic.replay import Batch
-
         for role, g in self.growth.items():
             g.load_state_dict(state["growth"][role])
         self.review.load_state_dict(state["review"])

@@ -30,8 +30,6 @@ from neuroplastic.nets import MLPSpec, mlps
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
 
-NORMALISED_ROLES = ("actor", "critic")
-
 
 def _with_layernorm(spec: MLPSpec, layers: frozenset[int], affine: bool) -> MLPSpec:
     return spec.with_(layernorm=spec.layernorm | layers, layernorm_affine=affine)

@@ -76,6 +76,7 @@ class ReDo(Method):
         # Fraction of hidden units recycled at the latest recycling step, per role (device tensors).
         self.last_fraction: dict[str, torch.Tensor] = {}
         self.recycles = 0
+        self._forced = False
 
     def on_build(self, agent: Agent) -> None:
         select_nets(self.params.nets, agent, self.name)
@@ -86,9 +87,17 @@ class ReDo(Method):
 
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         p, u = self.params, agent.updates
-        if u % p.interval != 0 or u < p.start_update or (p.end_update is not None and u >= p.end_update):
+        due = u % p.interval == 0 and u >= p.start_update and (p.end_update is None or u < p.end_update)
+        if not (due or self._forced):
             return
+        self._forced = False
         self.recycle(agent, batch, u // p.interval)
+
+    def event_period(self) -> int | None:
+        return self.params.interval
+
+    def force_next_event(self, agent: Agent) -> None:
+        self._forced = True
 
     @torch.no_grad()
     def recycle(self, agent: Agent, batch: Batch, number: int) -> dict[str, list[torch.Tensor]]:

@@ -1,5 +1,5 @@
 """NE component 3, experience review (neuron consolidation): at some updates the training batch is drawn
-from the oldest part of the replay window instead of all of it (spec §4).
+from the oldest part of the replay window instead of all of it (NE code `stl/TD3.py:93-106`, `NE/utils.py:98-117`).
 
 Configured by the `review:` sub-model of NE's params (`ReviewParams`, passed as it is); `enabled: false` never
 reviews (the ablation, and `ne_code`'s default: the code's `--recall` is off). `mode`:

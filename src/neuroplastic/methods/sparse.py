@@ -1,5 +1,5 @@
 """The sparse-training family of Graesser, Evci, Elsen, Castro ("The State of Sparse Training in Deep RL", ICML 2022)
-as method plug-ins: `static`, `set`, `rigl` and `gmp` (gradual magnitude pruning). Spec: BASELINES.md §6.
+as method plug-ins: `static`, `set`, `rigl` and `gmp` (gradual magnitude pruning); google-research/rigl, `rigl/rl/`.
 
 Every method sparsifies the `MaskedLinear` layers of the networks in `nets` (default actor and critic), each
 network on its own: the layer-wise sparsities come from ERK (or uniform) at the global `sparsity`, over every
@@ -17,7 +17,7 @@ Q output dense). LayerNorm weights, biases and SAC's temperature are never maske
             active weights (per-layer finals s_l from ERK/uniform at `sparsity`); pruned weights stay 0.
 
 Grown connections that were not active before the update start at 0 with zeroed Adam moments; just-dropped
-connections that are regrown keep their value and moments (`reinit_when_same=False`, spec §6).
+connections that are regrown keep their value and moments (`reinit_when_same=False`, rigl issue #5).
 
 Clock. Positions are the study's `train_step_counter`: t = (agent update index) − 1, so the first gradient
 update is t = 0. Fractions of training are fractions of the run's total number of gradient updates,
@@ -202,6 +202,16 @@ class SparseTraining(Method):
         self.cursor[role] = j + 1
         return self.points[j]
 
+    def force_next_event(self, agent: Agent) -> None:
+        if self.event_period() is None:
+            super().force_next_event(agent)
+        # A point at the current update count, which the next update serves (also before GMP's first point).
+        j = bisect.bisect_left(self.points, agent.updates)
+        if j == len(self.points) or self.points[j] != agent.updates:
+            self.points.insert(j, agent.updates)
+        for role in self.cursor:
+            self.cursor[role] = min(self.cursor[role], j)
+
     def capture_key(self) -> tuple:
         # GMP starts dense: its first pruning step turns layers sparse, which changes the traced hooks.
         topo = self.topology
@@ -307,6 +317,9 @@ class DynamicSparse(Static):
     def schedule(self) -> list[int]:
         return list(range(0, self.stop_update + 1, self.params.delta))
 
+    def event_period(self) -> int | None:
+        return self.params.delta
+
     def drop_fraction(self, t: int) -> float:
         p = self.params
         if p.drop_schedule == "constant":
@@ -385,6 +398,9 @@ class GMP(SparseTraining):
     @property
     def end_update(self) -> int:
         return int(self.params.end_fraction * self.total_updates)
+
+    def event_period(self) -> int | None:
+        return self.params.delta
 
     def schedule(self) -> list[int]:
         points = list(range(self.begin_update, self.end_update + 1, self.params.delta))

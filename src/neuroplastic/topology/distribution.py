@@ -5,7 +5,7 @@ such as LayerNorm weights may be included, as the NE code does) and return one s
 sparsity holds over the *whole* budget: layers forced dense (`dense`) or solved dense keep all their entries,
 and the sparse layers absorb the rest.
 
-ERK (Evci et al. 2020, RigL; the NE code's `sparse_set`, spec §1.3): layer l gets density ε·r_l with
+ERK (Evci et al. 2020, RigL; the NE code's `sparse_set`, `NE/STL_Scheduler.py:16-84`): layer l gets density ε·r_l with
 r_l = (Σ shape_l / Π shape_l)^power. A layer whose density would exceed 1 becomes dense and ε is re-solved,
 iteratively, until every density is ≤ 1.
 """

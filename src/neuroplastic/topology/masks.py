@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from neuroplastic import capture
-from neuroplastic.nets import ACTIVATION_WIDTH, MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
+from neuroplastic.nets import MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
 from neuroplastic.topology.distribution import layer_sparsities
 
 MASK_INITS = ("magnitude", "random")
@@ -87,10 +87,6 @@ class SparseLayer:
             return None
         return self.index - 1
 
-    def input_widen(self) -> int:
-        """Columns per input unit (2 after a CReLU, which concatenates both signs)."""
-        return ACTIVATION_WIDTH[self.mlp.spec.activation] if self.mlp is not None else 1
-
 
 def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
     """Every `MaskedLinear` / `MaskedConv2d` of `net`, in registration order, with its owning MLP if any."""
@@ -109,7 +105,7 @@ def find_layers(net: nn.Module, role: str) -> list[SparseLayer]:
 
 def budget_shapes(net: nn.Module, layers: Sequence[SparseLayer], count_norms: bool) -> dict[str, tuple[int, ...]]:
     """Weight shapes that make up a network's sparsity budget: its linear layers, plus its LayerNorm weights
-    when `count_norms` (the NE code counts every module with a `.weight`, LayerNorm included, spec §1.2)."""
+    when `count_norms` (the NE code counts every module with a `.weight`, LayerNorm included: `NE/utils.py:23-55`)."""
     shapes = {layer.name: tuple(layer.weight.shape) for layer in layers}
     if count_norms:
         for name, module in net.named_modules():
@@ -121,7 +117,7 @@ def budget_shapes(net: nn.Module, layers: Sequence[SparseLayer], count_norms: bo
 def init_mask(weight: torch.Tensor, n_active: int, init: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """A bool mask with exactly `n_active` ones.
 
-    `magnitude`: the largest |w| of the current weight (the NE code's `weight_sparsify`, spec §1.3);
+    `magnitude`: the largest |w| of the current weight (the NE code's `weight_sparsify`, `NE/STL_Scheduler.py:347-373`);
     `random`: a uniformly random subset (Erdős–Rényi), drawn with `generator`.
     """
     n = weight.numel()
@@ -317,18 +313,6 @@ class Topology:
             target.mask = layer.mask
             target_weights.append(target.weight)
         return target_weights
-
-    # --- density (from masks, on the device) ----------------------------------------------------
-    def active_counts(self, role: str | None = None) -> dict[str, torch.Tensor]:
-        """Active entries per layer key (device tensors; dense layers count all entries)."""
-        layers = self.all_layers() if role is None else self.layers[role]
-        out = {}
-        for layer in layers:
-            if layer.mask is None:
-                out[layer.key] = torch.tensor(layer.numel, device=layer.weight.device)
-            else:
-                out[layer.key] = layer.mask.sum()
-        return out
 
 
 def density_metrics(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:

@@ -122,7 +122,7 @@ def reset_adam_state_(
     reset_step: bool = False,
 ) -> None:
     """Zero Adam's moments of `param` at `entries` (a bool selection), and optionally its `step` counter
-    (which restarts bias correction; the NE code does that at every topology update, spec §8 #6).
+    (which restarts bias correction; the NE code does that at every topology update, `NE/STL_Scheduler.py:508-512`).
     A parameter without optimizer state yet is left alone."""
     state = optimizer.state.get(param)
     if not state:

@@ -89,7 +89,7 @@ def test_cycling_figure_needs_a_cycling_experiment():
 
 @pytest.mark.parametrize("name", ["smoke", "paper"])
 def test_committed_configs_run_the_cycling_experiment(name):
-    from neuroplastic import config
+    from neuroplastic import runs
     from neuroplastic.experiments import plan_from_file
     from tests.conftest import REPO
 
@@ -99,7 +99,7 @@ def test_committed_configs_run_the_cycling_experiment(name):
     assert labels == ["TD3", "Reset", "ReDo", "Plasticity Injection", "LayerNorm", "NE"]
     assert plan.config["figures"]["cycling"]["kind"] == "cycling"
     for m in members:
-        cfg = config.resolve(plan.runs[m.run_id])
+        cfg = runs.resolve(plan.runs[m.run_id])
         assert cfg.env == "cycling" and cfg.cycle.tasks == ["HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4"]
         # Eval and log points fall on every phase switch, so the figure marks the switches exactly.
         assert cfg.cycle.phase_steps % cfg.eval_every == 0 and cfg.cycle.phase_steps % cfg.log_every == 0

@@ -1,5 +1,7 @@
 """`curves`: metric(s) vs env steps, one panel per metric × env, a line per variant with a bootstrap CI band of
-the statistic over seeds. Figure data: [metric, env, group, step, point, ci_low, ci_high]."""
+the statistic over seeds. Any logged metric (`fau.critic`, `dormant.critic.tau0.025`, `density.critic`,
+`review.threshold`, see docs/metrics.md); variants that do not log a metric are left out of its panels. Figure
+data: [metric, env, group, step, point, ci_low, ci_high]."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`reference_table`: the numbers Ma et al. (ICLR 2024) report in their Table 1 (average return after 2M env
-steps = frames, 5 seeds, mean ± std over seeds; `shared/spec/BASELINES.md` §7) next to ours from the same runs:
+steps = frames, 5 seeds, mean ± std over seeds; data/reference/ma2024_table1.csv) next to ours from the same runs:
 our final `eval_return` (the workflow's final score: mean of the last `final_fraction` of evaluations), mean ±
 std over seeds, with the number of seeds and the frames trained. `columns` maps our variant labels to Ma's
 column names (default: the same names); envs are matched to Ma's tasks by `MA_TASK_ENVS`. Figure data: [env,
@@ -29,8 +29,6 @@ MA_TASK_ENVS = {
     "Walker Run": "dmc-pixels:walker-run",
     "Quadruped Run": "dmc-pixels:quadruped-run",
 }
-# Switch frames reported for Quadruped Run (one per seed).
-MA_QUADRUPED_SWITCH_FRAMES = (900_000, 1_200_000, 1_100_000, 950_000, 550_000)
 NUMERIC = ("reported_mean", "reported_std", "ours_mean", "ours_std", "seeds", "frames")
 
 
