@@ -37,11 +37,17 @@ class _HashingWriter:
         self.f = f
         self.sha = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None
 
     def write(self, data: Any) -> int:
         self.sha.update(data)
         self.size += len(memoryview(data).cast("B"))
-        return self.f.write(data)
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            # Kept: torch's zip writer, closing after the failed write, raises its own RuntimeError over this one.
+            self.error = err
+            raise
 
     def flush(self) -> None:
         self.f.flush()
@@ -85,7 +91,12 @@ class Checkpointer:
         path = self.path(step)
         with atomic_stream(path, what="checkpoint") as f:
             writer = _HashingWriter(f)
-            torch.save(state, writer)
+            try:
+                torch.save(state, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
         seal = {"bytes": writer.size, "sha256": writer.sha.hexdigest()}
         # A sentinel is a few bytes, but on a full disk even those can fail; the checkpoint is then one without
         # a sentinel, which the next save or resume removes.
