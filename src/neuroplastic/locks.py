@@ -52,7 +52,7 @@ def acquire(path: Path, what: str, advice: str) -> int | None:
     except OSError as err:
         os.close(fd)
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise LockHeldError(f"{what} is in use by {_holder(path)}: {advice} (lock file {path})") from None
+            raise LockHeldError(f"{what} is in use by {_holder(path)}: {advice} (lock file {path.resolve()})") from None
         print(f"warning: {path}: no file locks here ({err.strerror}); {what} is unprotected", file=sys.stderr)
         return None
     info = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), "command": " ".join(sys.argv)}
