@@ -61,7 +61,7 @@ def test_a_damaged_byte_is_caught_by_the_seal(tmp_path, capsys):
     newest.write_bytes(bytes(data))
     step, _ = ck.latest()
     assert step == 10
-    assert "SHA-256 differs" in capsys.readouterr().err
+    assert "CRC-32 differs" in capsys.readouterr().err
 
 
 def test_with_every_checkpoint_corrupt_the_run_starts_clean(tmp_path, capsys):
