@@ -132,13 +132,13 @@ class Checkpointer:
             return
         try:
             seal = json.loads(text)
-            want = (int(seal["bytes"]), int(seal["crc32"]))
+            want_size, want_crc = int(seal["bytes"]), int(seal["crc32"])
         except (ValueError, KeyError, TypeError):
             raise CorruptCheckpointError(f"{self._sentinel(step)}: unreadable sentinel {text[:80]!r}") from None
         size, crc = _file_crc(path)
-        if size != want[0]:
-            raise CorruptCheckpointError(f"{path}: {size} bytes on disk, {want[0]} written (cut short?)")
-        if crc != want[1]:
+        if size != want_size:
+            raise CorruptCheckpointError(f"{path}: {size} bytes on disk, {want_size} written (cut short?)")
+        if crc != want_crc:
             raise CorruptCheckpointError(f"{path}: its CRC-32 differs from the one recorded when it was written")
 
     def load(self, step: int) -> dict[str, Any]:
