@@ -68,11 +68,12 @@ class StopOnSignal:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.at = 0.0  # time.monotonic() when it came
         self._depth = 0
         self._previous: dict[int, Any] = {}
 
     def _request(self, signum: int, frame: Any) -> None:
-        self.signum = signum
+        self.signum, self.at = signum, time.monotonic()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -398,12 +399,11 @@ def _train_locked(
             if bar:
                 bar.update(t)
             if STOP.signum is not None and t < cfg.steps:
-                asked = time.monotonic()
                 path = save_checkpoint(t) if saved_step != t else ckpt.path(t)
                 name = signal.Signals(STOP.signum).name
                 raise Stopped(
-                    f"[{rid}] stopped by {name} at step {t} of {cfg.steps}; checkpoint {path} written in "
-                    f"{time.monotonic() - asked:.1f} s, run again to resume"
+                    f"[{rid}] stopped by {name} at step {t} of {cfg.steps}; checkpoint {path} written "
+                    f"{time.monotonic() - STOP.at:.1f} s after the signal, run again to resume"
                 )
         _check_finite(run, loop.step)
         if dev.type == "cuda":
