@@ -34,6 +34,11 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 
 
+# One DAG at a time on a results directory (a second one is refused; see lock_results_dir in common.smk).
+onstart:
+    lock_results_dir()
+
+
 rule all:
     default_target: True
     input:

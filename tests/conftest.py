@@ -4,7 +4,9 @@ import ...`); pytest applies the fixtures."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -216,6 +218,45 @@ def assert_kill_9_resume_is_bit_identical(tmp_path: Path, cfg_dict: dict) -> Non
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode()
     assert resumed == (ref / "metrics.parquet").read_bytes()
+
+
+# --- a disk that fills up -----------------------------------------------------------------------------------------
+class FullDisk:
+    """Files that `open` (patched into the modules under test) opens for writing share `free` bytes: a write past
+    them writes what still fits and fails with ENOSPC, as on a disk that fills up. `free=None`: no limit yet."""
+
+    def __init__(self, free: int | None = None) -> None:
+        self.free = free
+
+    def open(self, file, mode="r", *args, **kwargs):
+        f = builtins.open(file, mode, *args, **kwargs)  # noqa: SIM115 - the caller closes it
+        return _OnFullDisk(f, self) if any(c in mode for c in "wa+") else f
+
+
+class _OnFullDisk:
+    def __init__(self, f, disk: FullDisk) -> None:
+        self._f, self._disk = f, disk
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        free = self._disk.free
+        if free is None or len(view) <= free:
+            if free is not None:
+                self._disk.free = free - len(view)
+            return self._f.write(data)
+        self._disk.free = 0
+        if free:
+            self._f.write(bytes(view[:free]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
 
 
 # --- the host-sync guard -----------------------------------------------------------------------------------------

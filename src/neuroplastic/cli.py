@@ -41,9 +41,15 @@ def _pin_gpu(args: argparse.Namespace, runs_dir: Path) -> None:
         print(f"pinned to GPU {got.device} (CUDA_VISIBLE_DEVICES)", file=sys.stderr)
 
 
+# Exit status of a run stopped by SIGTERM after writing its checkpoint: sysexits' EX_TEMPFAIL ("try again later").
+# A rerun resumes it; Snakemake's `retries` (every profile sets them) reruns it like any failed job.
+EXIT_STOPPED = 75
+
+
 def _train_one(config_path: Path, out: Path, args: argparse.Namespace, ckpt_dir: Path | None = None) -> int:
-    """One run; 0 on success, 1 for a failed run (non-finite loss, wrong run dir), 2 for an invalid config."""
-    from neuroplastic import config, loop, runs
+    """One run; 0 on success, 1 for a failed run (non-finite loss, wrong run dir, a full disk, a run another
+    process is training), 2 for an invalid config, EXIT_STOPPED for a run stopped by SIGTERM at a checkpoint."""
+    from neuroplastic import config, locks, loop, runlog, runs
 
     try:
         cfg = runs.load(config_path)
@@ -60,7 +66,10 @@ def _train_one(config_path: Path, out: Path, args: argparse.Namespace, ckpt_dir:
             tensorboard=args.tensorboard,
             compile=args.compile,
         )
-    except (loop.NonFiniteLossError, loop.RunDirError) as err:
+    except loop.Stopped as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_STOPPED
+    except (loop.NonFiniteLossError, loop.RunDirError, runlog.DiskWriteError, locks.LockHeldError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
@@ -104,8 +113,14 @@ def _output_to(log_path: Path) -> Iterator[None]:
 def cmd_train_batch(args: argparse.Namespace) -> int:
     """Train runs one after another in this process: the workflow's `train.runs_per_job`, for runs so short that
     starting a process (imports) costs more than training. Each run is exactly what `neuroplastic train` would
-    do with it (its own seeding, run dir, checkpoints and log); a failed run does not stop the others."""
+    do with it (its own seeding, run dir, checkpoints and log); a failed run does not stop the others.
+
+    SIGTERM stops the batch: the run in training writes a checkpoint, the runs not yet started are left alone, the
+    finished ones keep their `done`, and the batch exits with EXIT_STOPPED; its rerun skips the finished runs and
+    resumes the stopped one."""
     _start_training_process(args.quiet)
+    from neuroplastic import loop
+
     try:
         _pin_gpu(args, Path(args.runs))
     except RuntimeError as err:
@@ -113,17 +128,27 @@ def cmd_train_batch(args: argparse.Namespace) -> int:
         return 2
     _set_threads(args.threads)
     failed: list[str] = []
-    for rid in args.run_ids:
-        log_path = Path(args.logs) / f"{rid}.log"
-        with _output_to(log_path):
-            try:
-                status = _train_one(Path(args.configs) / f"{rid}.json", Path(args.runs) / rid, args)
-            except Exception:  # one run's crash must not cost the batch's other runs
-                traceback.print_exc()
-                status = 1
-        print(f"[{rid}] " + ("trained" if status == 0 else f"FAILED (exit {status}), see {log_path}"), file=sys.stderr)
-        if status:
-            failed.append(rid)
+    with loop.STOP.installed():
+        for index, rid in enumerate(args.run_ids):
+            if loop.STOP.signum is not None:
+                left = args.run_ids[index:]
+                print(f"stopped by a signal before {len(left)} runs started: {' '.join(left)}", file=sys.stderr)
+                return EXIT_STOPPED
+            log_path = Path(args.logs) / f"{rid}.log"
+            with _output_to(log_path):
+                try:
+                    status = _train_one(Path(args.configs) / f"{rid}.json", Path(args.runs) / rid, args)
+                except Exception:  # one run's crash must not cost the batch's other runs
+                    traceback.print_exc()
+                    status = 1
+            outcome = {0: "trained", EXIT_STOPPED: "stopped at a checkpoint (a rerun resumes it)"}
+            print(f"[{rid}] " + outcome.get(status, f"FAILED (exit {status}), see {log_path}"), file=sys.stderr)
+            if status == EXIT_STOPPED:
+                left = args.run_ids[index + 1 :]
+                print(f"stopped by a signal; not started: {' '.join(left) or 'none'}", file=sys.stderr)
+                return EXIT_STOPPED
+            if status:
+                failed.append(rid)
     if failed:
         print(f"error: {len(failed)} of {len(args.run_ids)} runs failed: {' '.join(failed)}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from neuroplastic import config as run_config
+from neuroplastic import presets
 from neuroplastic.agents import AGENTS
 from neuroplastic.figures import plan_problems
 from neuroplastic.overlay import WorkflowConfigError, deep_merge, load_workflow_config
@@ -273,8 +274,6 @@ def _agent_override_problems(overrides: dict[str, Any], agent: str | None, where
 def _run_defaults(top: dict[str, Any], exp_run: dict[str, Any], variant_run: dict[str, Any], where: str) -> dict:
     """The config's top-level `run:` as the defaults of one variant: a preset named by the experiment's or the
     variant's `run:` takes the place of the top-level keys it sets (neuroplastic.presets)."""
-    from neuroplastic import presets
-
     name = variant_run.get("preset", exp_run.get("preset", top.get("preset")))
     if name is None:
         return top

@@ -15,12 +15,19 @@ Iteration t (t = 1..steps) takes environment step t:
      the env's eval row (`eval_return`; the `cycling` env adds every task's return, see `envs.TrainingEnv`);
   6. every `checkpoint_every` steps: an atomic checkpoint of everything.
 A resumed run restores all of this and continues bit-identically (on CPU).
+
+SIGTERM (a SLURM time limit or preemption, `kill`) does not end the process at once: the iteration under way
+finishes, a checkpoint of its step is written, and `train` raises Stopped, so the rerun loses nothing. While it
+trains, a process holds the run's `train.lock` (locks.py): a second process on the same run is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -31,7 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from neuroplastic import capture, envs, metrics, probes, runlog, runs
+from neuroplastic import capture, envs, locks, metrics, probes, runlog, runs
 from neuroplastic.agents import AGENTS, Agent
 from neuroplastic.checkpoint import Checkpointer
 from neuroplastic.config import RunConfig, canonical_json, run_id
@@ -49,6 +56,47 @@ class NonFiniteLossError(RuntimeError):
 
 class RunDirError(RuntimeError):
     pass
+
+
+class Stopped(RuntimeError):
+    """The run was asked to stop by a signal and wrote a checkpoint first: rerunning it resumes from there."""
+
+
+class StopOnSignal:
+    """Turns SIGTERM into a request that the training loop answers at the end of its current iteration (a
+    checkpoint, then Stopped), instead of dying with the work since the last checkpoint. `installed()` nests: a
+    `train-batch` process installs it once around all its runs, and each run's `train` inside it shares it."""
+
+    SIGNALS = (signal.SIGTERM,)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.at = 0.0  # time.monotonic() when it came
+        self._depth = 0
+        self._previous: dict[int, Any] = {}
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.signum, self.at = signum, time.monotonic()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+        if self._depth == 0:
+            self.signum = None
+            self._previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                for s, handler in self._previous.items():
+                    signal.signal(s, handler)
+
+
+STOP = StopOnSignal()
 
 
 @dataclass
@@ -284,6 +332,27 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
+    with (
+        locks.held(
+            out / runlog.TRAIN_LOCK,
+            f"run {rid} ({out})",
+            "another process is training this run; wait for it to finish or stop it, then run again",
+        ),
+        STOP.installed(),
+    ):
+        return _train_locked(cfg, out, ckpt_dir, device, progress, tensorboard, compile)
+
+
+def _train_locked(
+    cfg: RunConfig,
+    out: Path,
+    ckpt_dir: Path | None,
+    device: str,
+    progress: bool,
+    tensorboard: bool,
+    compile: str,
+) -> Path:
+    rid = run_id(cfg)
     cfg_path = out / runlog.CONFIG_JSON
     text = json.dumps(json.loads(canonical_json(cfg)), indent=2, sort_keys=True) + "\n"
     if cfg_path.exists() and cfg_path.read_text() != text:
@@ -318,6 +387,15 @@ def train(
     agent, env = run.agent, run.env
     bar = Progress(cfg.steps, loop.step, f"{rid} {cfg.env}") if progress else None
     t0 = time.perf_counter()
+    saved_step = loop.step
+
+    def save_checkpoint(t: int) -> Path:
+        nonlocal t0, saved_step
+        loop.train_seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        saved_step = t
+        return ckpt.save(t, _checkpoint_state(run, loop, log))
+
     try:
         while loop.step < cfg.steps:
             t = loop.step + 1
@@ -334,11 +412,16 @@ def train(
                 row.update(run.probe.on_step(run, t))
             log.write(t, row)
             if cfg.checkpoint_every and t % cfg.checkpoint_every == 0 and t < cfg.steps:
-                loop.train_seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                ckpt.save(t, _checkpoint_state(run, loop, log))
+                save_checkpoint(t)
             if bar:
                 bar.update(t)
+            if STOP.signum is not None and t < cfg.steps:
+                path = save_checkpoint(t) if saved_step != t else ckpt.path(t)
+                name = signal.Signals(STOP.signum).name
+                raise Stopped(
+                    f"[{rid}] stopped by {name} at step {t} of {cfg.steps}; checkpoint {path} written "
+                    f"{time.monotonic() - STOP.at:.1f} s after the signal, run again to resume"
+                )
         _check_finite(run, loop.step)
         if dev.type == "cuda":
             torch.cuda.synchronize()

@@ -6,11 +6,18 @@ the byte offset recorded in the checkpoint. At the end it becomes `metrics.parqu
 (`step`, `metric`, `value`). `done` is written last, by atomic rename: it is the only file other jobs trust.
 Beside them, unless turned off: TensorBoard event files holding the same log events (see events.py), and
 `attempt.json`, where the current training attempt started (`{"step", "time", "host", "pid"}`), from which
-`neuroplastic status` measures a running run's speed and tells a live process from a killed one.
+`neuroplastic status` measures a running run's speed and tells a live process from a killed one; and `train.lock`,
+which the training process holds (see locks.py) so that no second process trains the same run at the same time.
+
+A write that fails (a full disk, a quota, an I/O error) raises DiskWriteError naming the file, and leaves what was
+on disk before it: files are replaced by atomic rename (a failed write removes its temporary file), and a
+`metrics.jsonl` line that could be written only in part is cut off again. A rerun with space resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.metadata as md
 import json
 import math
@@ -20,8 +27,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,18 +42,43 @@ METRICS_PARQUET = "metrics.parquet"
 CONFIG_JSON = "config.json"
 MANIFEST_JSON = "manifest.json"
 ATTEMPT_JSON = "attempt.json"
+TRAIN_LOCK = "train.lock"
 DONE = "done"
 
 SCHEMA = pa.schema([("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+class DiskWriteError(RuntimeError):
+    """A run's file could not be written (disk full, quota, I/O error). The message names the file; what was on
+    disk before the write is intact."""
+
+
+def disk_write_error(path: Path, what: str, err: OSError) -> DiskWriteError:
+    hint = "; free some space and run again: the run resumes" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return DiskWriteError(f"could not write {what} {path}: {err.strerror or err}{hint}")
+
+
+@contextlib.contextmanager
+def atomic_stream(path: Path, what: str = "file") -> Iterator[IO[bytes]]:
+    """A file to write `path` into: written under a temporary name, fsynced, then renamed over `path`. A failed
+    write removes the temporary file (a full disk gets its space back) and raises DiskWriteError."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise disk_write_error(path, what, err) from err
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with atomic_stream(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class MetricsLog:
@@ -61,7 +94,8 @@ class MetricsLog:
     def open(self, offset: int = 0) -> None:
         """Open for appending after cutting the file back to `offset` bytes (the event files follow it)."""
         mode = "r+b" if self.path.exists() else "w+b"
-        self._f = open(self.path, mode)  # noqa: SIM115 - kept open for the whole run
+        # Unbuffered: each log event is one write call, so a failed one can be cut off again exactly.
+        self._f = open(self.path, mode, buffering=0)  # noqa: SIM115 - kept open for the whole run
         self._f.truncate(offset)
         self._f.seek(offset)
         kept = read_log_events(self.path) if offset else []
@@ -78,17 +112,33 @@ class MetricsLog:
         if not metrics:
             return
         line = json.dumps({"step": step, "metrics": metrics}, separators=(",", ":"), allow_nan=True)
-        self._f.write(line.encode() + b"\n")
-        self._f.flush()
+        data = memoryview(line.encode() + b"\n")
+        start = self._f.tell()
+        try:
+            while data:
+                # A raw write may write part of the line (a disk filling up) and fail on the rest.
+                data = data[self._f.write(data) :]
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                self._f.truncate(start)
+                self._f.seek(start)
+            raise disk_write_error(self.path, "the metrics log", err) from err
         if self._events is not None:
-            self._events.write(step, metrics)
+            try:
+                self._events.write(step, metrics)
+            except OSError as err:
+                # The event files are rebuilt from metrics.jsonl when the run resumes.
+                raise disk_write_error(self.path.parent, "the TensorBoard event file in", err) from err
 
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
             self._f = None
         if self._events is not None:
-            self._events.close()
+            # After a failed write the writer still holds what it could not flush; the event files are rebuilt
+            # from metrics.jsonl when the run resumes, so that loss is no loss.
+            with contextlib.suppress(OSError):
+                self._events.close()
 
 
 class MetricsLineError(ValueError):
@@ -124,9 +174,8 @@ def write_parquet(rows: list[tuple[int, str, float]], path: Path) -> None:
         ],
         schema=SCHEMA,
     )
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_stream(path, what="metrics table") as f:
+        pq.write_table(table, f)
 
 
 def finite(values: dict[str, float]) -> bool:

@@ -39,6 +39,7 @@ def test_tiny_hopper_run_writes_the_run_files(tmp_path):
         "manifest.json",
         "metrics.jsonl",
         "metrics.parquet",
+        "train.lock",
     ]
     df = pd.read_parquet(out / "metrics.parquet")
     assert list(df.columns) == ["step", "metric", "value"]

@@ -19,7 +19,7 @@ from tests.conftest import tiny_config
         ("dmc:cheetah-run", {"size": 64}, "apply to dmc-pixels envs only"),
         ("dmc-pixels:cheetah-run", {"episode_frames": 101}, "not a multiple of action_repeat=2"),
         ("dmc-pixels:cheetah-run", {"framestack": 2}, "env_options.framestack: unknown key"),
-        ("Hopper-v4", {"size": 64}, "not accepted by gymnasium env"),
+        ("Hopper-v4", {"size": 64}, "unknown key for MuJoCo env"),
     ],
 )
 def test_bad_ids_and_options_are_named(env_id, options, needle):

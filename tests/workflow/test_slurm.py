@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,6 +91,21 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> N
     raise AssertionError(f"timed out waiting for {what}; the queue (id name state reason cpus mem):\n{queue}\n{node}")
 
 
+def _uninterrupted(tmp_path: Path, run: str) -> bytes:
+    """metrics.parquet of the workflow's run `run` trained again by `neuroplastic train`, in one go."""
+    reference = tmp_path / "reference" / run
+    config_path = tmp_path / "results" / "configs" / f"{run}.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "neuroplastic.cli", "train", str(config_path), "--out", str(reference), "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**env(), "NEUROPLASTIC_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return (reference / "metrics.parquet").read_bytes()
+
+
 def test_packed_group_survives_a_killed_run(slurm_cluster, tmp_path):
     """Two runs packed into one sbatch job (`train.runs_per_gpu: 2`); one is killed with SIGKILL mid-way. The
     retry resumes only that run, from its checkpoint, bit-identically; the other run is not trained again."""
@@ -139,24 +155,45 @@ def test_packed_group_survives_a_killed_run(slurm_cluster, tmp_path):
     assert "resumed from checkpoint" in victim_log, victim_log
 
     # The resumed run is bit-identical to an uninterrupted run of the same config.
-    reference = tmp_path / "reference"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "neuroplastic.cli",
-            "train",
-            str(tmp_path / "results" / "configs" / f"{victim}.json"),
-            "--out",
-            str(reference),
-            "--quiet",
-            "--threads",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (runs / victim / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
+    assert (runs / victim / "metrics.parquet").read_bytes() == _uninterrupted(tmp_path, victim)
+
+
+def test_sigterm_to_a_batch_job_checkpoints_and_the_retry_trains_nothing_twice(slurm_cluster, tmp_path):
+    """Two runs in one job (`train.runs_per_job: 2`). While the second trains, the job's steps get SIGTERM, as the
+    profile's `--signal=TERM@120` sends it before a time limit (a preemption or the limit itself sends it to every
+    process): the trainer writes a checkpoint at the step it is on and exits 75, Snakemake retries the job (and
+    deletes its `done` files first), the finished run gets its `done` back without training, and the stopped one
+    resumes from the stop's checkpoint, bit-identically."""
+    cfg = tiny_config(name="term", envs=1, variants=1, seeds=2, figure_kinds=("final_table",))
+    cfg["run"].update({"steps": 1600, "start_steps": 300, "eval_every": 400, "log_every": 200, "checkpoint_every": 400})
+    cfg["train"].update({"runs_per_job": 2, "threads": 1, "gpu": 0, "device": "cpu"})
+    write_yaml(cfg, tmp_path / "config.yaml")
+    proc = snakemake_popen(tmp_path, *_slurm_args(tmp_path / "config.yaml"))
+    runs, ckpts = tmp_path / "results" / "runs", tmp_path / "results" / "ckpt"
+    _wait_for(lambda: any(runs.glob("*/done")), 900, "the batch's first run", proc)
+    finished = next(runs.glob("*/done")).parent.name
+    _wait_for(lambda: any(p.parent.name != finished for p in ckpts.glob("*/*.complete")), 900, "a checkpoint", proc)
+    stopped = next(p.parent.name for p in ckpts.glob("*/*.complete") if p.parent.name != finished)
+    finished_manifest = (runs / finished / "manifest.json").read_bytes()
+    # The plugin puts the rule's name in the job's comment.
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout.splitlines()
+    job_ids = [line.split()[0] for line in jobs if "train_batch" in line]
+    assert len(job_ids) == 1, jobs
+    time.sleep(0.3)  # past the scheduled checkpoint
+    subprocess.run(["scancel", "--signal=TERM", job_ids[0]], check=True)
+    out, err = proc.communicate(timeout=1200)
+    (tmp_path / "snakemake.log").write_text(out + err)
+    assert proc.returncode == 0, out[-4000:] + err[-6000:]
+
+    # The first attempt's job ended on the trainer's exit status 75, the retry resumed from the stop's checkpoint.
+    slurm_logs = sorted((tmp_path / "results" / "logs" / "slurm").rglob("*.log"), key=lambda p: int(p.stem))
+    train_logs = [p.read_text() for p in slurm_logs if "train_batch" in str(p)]
+    assert len(train_logs) == 2 and "exit status 75" in train_logs[0], train_logs[0][-3000:]
+    log = (tmp_path / "results" / "logs" / "train" / f"{stopped}.log").read_text()
+    step = int(re.search(r"resumed from checkpoint at step (\d+)", log).group(1))
+    assert step % 400 != 0, log  # written for the signal, not one of the scheduled checkpoints
+    assert json.loads((runs / stopped / "manifest.json").read_text())["resumes"] == 1
+    assert (runs / stopped / "metrics.parquet").read_bytes() == _uninterrupted(tmp_path, stopped)
+    # The finished run was not trained again: its manifest is the one its only training wrote.
+    assert (runs / finished / "done").is_file()
+    assert (runs / finished / "manifest.json").read_bytes() == finished_manifest

@@ -1,6 +1,6 @@
 """The Snakemake workflow: dry runs of both configs, lint, config errors before any job, the tiny DAG end to
 end (train → aggregate → statistics → every figure/table → MANIFEST → report), deterministic re-rendering,
-aggregation refusing a run without `done`, and the compute estimate."""
+aggregation refusing a run without `done`, a second DAG on the same results directory, and the compute estimate."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from neuroplastic import figures
+from neuroplastic import figures, locks
 from neuroplastic.events import read_scalars
 from neuroplastic.experiments import plan_from_file
 from tests.workflow.helpers import REPO, load_config, neuroplastic, snakemake, tiny_config, write_yaml
@@ -135,6 +135,32 @@ def test_tiny_dag_renders_every_figure_with_manifest(tiny_dag):
         assert bench.read_text().startswith("s\th:m:s")
     final = (work / "results" / "aggregate" / "tiny" / "main_mujoco" / "final.csv").read_text()
     assert final.count("eval_return") == 4  # 2 variants × 2 seeds × 1 env
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_second_dag_on_the_same_results_directory_is_refused(tiny_dag):
+    """While a DAG runs on results/, a second one (here a different config, whose files Snakemake's own lock would
+    let through) stops before any job, saying who holds the directory and what to do; nothing changes."""
+    work, _ = tiny_dag
+    lock = work / "results" / "dag.lock"
+    assert "snakemake" in json.loads(lock.read_text())["command"]  # the tiny DAG's Snakemake held it
+    other = tiny_config(name="other", envs=1, variants=1, seeds=1, figure_kinds=("final_table",))
+    write_yaml(other, work / "other.yaml")
+    with locks.held(lock, "results", "the first DAG"):
+        before = {k: v for k, v in _tree(work / "results").items() if k != "dag.lock"}
+        proc = snakemake(work, "--cores", "1", "--configfile", str(work / "other.yaml"))
+        assert proc.returncode != 0
+        log = proc.stdout + proc.stderr
+        assert f"results directory {(work / 'results').resolve()} is in use by pid {os.getpid()}" in log, log[-3000:]
+        assert "Wait for it to finish (or stop it), or give this DAG its own working directory" in log
+        assert {k: v for k, v in _tree(work / "results").items() if k != "dag.lock"} == before
+        assert not (work / "paper_figures" / "other").exists()
+        # Looking is allowed: a dry run takes no lock.
+        dry = snakemake(work, "-n", "--cores", "1", "--configfile", str(work / "other.yaml"))
+        assert dry.returncode == 0, dry.stderr[-3000:]
 
 
 def test_rerendering_gives_identical_sha256(tiny_dag):

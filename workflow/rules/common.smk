@@ -12,6 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from neuroplastic import locks
 from neuroplastic.figures import is_table, suffixes
 from neuroplastic.experiments import WorkflowConfigError, plan_from_dict
 from neuroplastic.overlay import resolve_includes
@@ -41,6 +42,30 @@ config.update(_full_config)  # the rules and the report read the merged config
 validate(config, str(SCHEMA))  # fills the schema defaults into `config` (report captions read it)
 
 NAME = PLAN.name
+
+
+RESULTS_LOCK = []  # the lock's open descriptor: held until this process exits
+
+
+def lock_results_dir():
+    """One DAG per results directory: the Snakemake process that schedules the jobs holds `results/dag.lock` while
+    it runs. Called from the Snakefile's `onstart`, which only that process runs, and not in a dry run; --nolock
+    turns it off. Snakemake's own lock sits in the working directory and refuses only a DAG whose files overlap
+    (see neuroplastic.locks)."""
+    if not workflow.is_main_process or not workflow.execution_settings.lock:
+        return
+    try:
+        fd = locks.acquire(
+            Path("results") / "dag.lock",
+            f"results directory {Path('results').resolve()}",
+            "another Snakemake DAG is running on it. Wait for it to finish (or stop it), or give this DAG its own "
+            "working directory with --directory",
+        )
+    except locks.LockHeldError as err:
+        raise WorkflowError(str(err)) from None
+    RESULTS_LOCK.append(fd)
+
+
 FIGURES = PLAN.config["figures"]
 # The figure kinds and their outputs come from the registry (neuroplastic.figures); no kind is named here.
 TABLE_NAMES = [f for f, spec in FIGURES.items() if is_table(spec["kind"])]

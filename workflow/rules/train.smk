@@ -2,6 +2,9 @@
 # `neuroplastic train-batch` call). A run's id is the hash of its resolved config, so a run
 # that several experiments declare is trained once. Only `done` is an output: the run directory's other files
 # and the checkpoints (results/ckpt/<id>, not an output) survive a failed or killed job, and the retry resumes.
+# The shell `exec`s the trainer: a SIGTERM sent to the job's processes (SLURM's time limit, preemption, the
+# profile's --signal) then reaches a trainer whose parent is Snakemake, not a shell that would die first and make
+# the job end before the trainer's checkpoint is written.
 
 
 rule run_config:
@@ -39,7 +42,7 @@ rule train:
     params:
         command=train_command,
     shell:
-        "{params.command} > {log} 2>&1"
+        "exec {params.command} > {log} 2>&1"
 
 
 # `train.runs_per_job: k`: k runs of one resource class per job, trained one after another by one process.
@@ -66,4 +69,4 @@ for _batch in TRAIN_BATCHES:
         params:
             command=batch_train_command(_batch),
         shell:
-            "{params.command} > {log} 2>&1"
+            "exec {params.command} > {log} 2>&1"
