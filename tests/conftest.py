@@ -144,9 +144,10 @@ class _Killed(Exception):
     pass
 
 
-def train_interrupted(cfg: config.RunConfig, out: Path, stop_at: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Train `cfg` into `out`, dying just before env step `stop_at` (after its last checkpoint), then train it
-    again: the second call resumes in-process from the checkpoint, as a restarted job would."""
+def train_until_killed(
+    cfg: config.RunConfig, out: Path, stop_at: int, monkeypatch: pytest.MonkeyPatch, **train_kw: Any
+) -> None:
+    """Train `cfg` into `out` and die just before env step `stop_at`, as kill -9 would (no clean-up)."""
     real_collect = loop.collect
 
     def dying_collect(run, state, t):
@@ -156,8 +157,32 @@ def train_interrupted(cfg: config.RunConfig, out: Path, stop_at: int, monkeypatc
 
     monkeypatch.setattr(loop, "collect", dying_collect)
     with pytest.raises(_Killed):
-        loop.train(cfg, out, progress=False)
+        loop.train(cfg, out, progress=False, **train_kw)
     monkeypatch.setattr(loop, "collect", real_collect)
+
+
+def train_until_first_checkpoint(cfg: config.RunConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Train `cfg` into `out` and die right after its first checkpoint is saved; returns the saved state."""
+    from neuroplastic.checkpoint import Checkpointer
+
+    save, saved = Checkpointer.save, []
+
+    def save_then_die(self, step, state):
+        save(self, step, state)
+        saved.append(state)
+        raise _Killed
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(_Killed):
+        loop.train(cfg, out, progress=False)
+    monkeypatch.setattr(Checkpointer, "save", save)
+    return saved[0]
+
+
+def train_interrupted(cfg: config.RunConfig, out: Path, stop_at: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train `cfg` into `out`, dying just before env step `stop_at` (after its last checkpoint), then train it
+    again: the second call resumes in-process from the checkpoint, as a restarted job would."""
+    train_until_killed(cfg, out, stop_at, monkeypatch)
     loop.train(cfg, out, progress=False)
 
 

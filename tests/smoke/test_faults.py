@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from neuroplastic import cli, locks, loop, runlog, runs
-from tests.conftest import FullDisk, train_cli
+from tests.conftest import FullDisk, train_cli, train_until_killed
 
 pytestmark = pytest.mark.smoke
 
@@ -39,23 +39,9 @@ def reference(tmp_path_factory) -> bytes:
     return (out / "metrics.parquet").read_bytes()
 
 
-class _Killed(Exception):
-    pass
-
-
 def _train_until(out: Path, stop_at: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Train RUN into `out` and die (as kill -9 would, no clean-up) just before env step `stop_at`."""
-    real_collect = loop.collect
-
-    def dying_collect(run, state, t):
-        if t == stop_at:
-            raise _Killed
-        real_collect(run, state, t)
-
-    monkeypatch.setattr(loop, "collect", dying_collect)
-    with pytest.raises(_Killed):
-        loop.train(runs.resolve(RUN), out, progress=False, tensorboard=False)
-    monkeypatch.setattr(loop, "collect", real_collect)
+    train_until_killed(runs.resolve(RUN), out, stop_at, monkeypatch, tensorboard=False)
 
 
 def test_a_checkpoint_cut_short_resumes_from_the_one_before(tmp_path, monkeypatch, capsys, reference):

@@ -9,7 +9,7 @@ import torch
 
 from neuroplastic import config, envs, loop, runs
 from neuroplastic.methods import METHODS, Method, register
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_until_first_checkpoint
 
 
 class HalfRate(Method):
@@ -190,7 +190,6 @@ def test_episode_end_schedule_spends_replay_ratio_credit_like_the_step_schedule(
 
 def test_episode_end_resume_mid_episode_restores_the_owed_updates(tmp_path, monkeypatch):
     from neuroplastic import runlog
-    from neuroplastic.checkpoint import Checkpointer
 
     cfg = runs.resolve(
         tiny_config(
@@ -205,23 +204,9 @@ def test_episode_end_resume_mid_episode_restores_the_owed_updates(tmp_path, monk
     )
     loop.train(cfg, tmp_path / "runs" / "ref", progress=False)
 
-    class Interrupted(Exception):
-        pass
-
-    save = Checkpointer.save
-    owed = []
-
-    def save_then_stop(self, step, state):
-        save(self, step, state)
-        owed.append((state["loop"]["update_credit"], state["loop"]["episode_steps"]))
-        raise Interrupted
-
     out = tmp_path / "runs" / "cut"
-    monkeypatch.setattr(Checkpointer, "save", save_then_stop)
-    with pytest.raises(Interrupted):
-        loop.train(cfg, out, progress=False)
-    monkeypatch.setattr(Checkpointer, "save", save)
-    credit, episode_steps = owed[0]
+    state = train_until_first_checkpoint(cfg, out, monkeypatch)
+    credit, episode_steps = state["loop"]["update_credit"], state["loop"]["episode_steps"]
     assert credit >= 1.0 and episode_steps > 0  # the checkpoint sits inside an episode that is owed updates
     loop.train(cfg, out, progress=False)
     ref = (tmp_path / "runs" / "ref" / runlog.METRICS_PARQUET).read_bytes()

@@ -9,8 +9,7 @@ import math
 import pytest
 
 from neuroplastic import config, loop, probes, runlog, runs
-from neuroplastic.checkpoint import Checkpointer
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_until_first_checkpoint
 
 # Run id of tiny_config() computed on main before the `probe` section existed.
 TINY_RUN_ID_BEFORE_PROBE = "006688afa88c"
@@ -99,22 +98,10 @@ def test_resumed_run_with_probe_is_bit_identical(tmp_path, monkeypatch):
     cfg = runs.resolve(probe_config(probe=PROBE, checkpoint_every=300))
     loop.train(cfg, tmp_path / "runs" / "ref", progress=False)
 
-    class Interrupted(Exception):
-        pass
-
-    save = Checkpointer.save
-
-    def save_then_stop(self, step, state):
-        save(self, step, state)
-        # The checkpoint at 300 sits inside the early window: some states saved, the transitions not frozen yet.
-        assert len(state["probe"]["states"]) == 2 and state["probe"]["batch"] is None
-        raise Interrupted
-
     out = tmp_path / "runs" / "cut"
-    monkeypatch.setattr(Checkpointer, "save", save_then_stop)
-    with pytest.raises(Interrupted):
-        loop.train(cfg, out, progress=False)
-    monkeypatch.setattr(Checkpointer, "save", save)
+    state = train_until_first_checkpoint(cfg, out, monkeypatch)
+    # The checkpoint at 300 sits inside the early window: some states saved, the transitions not frozen yet.
+    assert len(state["probe"]["states"]) == 2 and state["probe"]["batch"] is None
     loop.train(cfg, out, progress=False)
     ref = (tmp_path / "runs" / "ref" / runlog.METRICS_PARQUET).read_bytes()
     assert (out / runlog.METRICS_PARQUET).read_bytes() == ref
