@@ -258,9 +258,13 @@ def test_estimate_answers_from_stored_measurements():
     assert re.search(r"CPU rates: .*measured on .+, 1 thread\(s\), 20\d\d-", out), out[:600]
     assert "GPU rates: published on NVIDIA H100 (LeanRL's node)" in out and "LeanRL README" in out
     for part in ("MuJoCo", "DMC pixels", "Atari", "classic control", "MuJoCo PPO", "cycling"):
-        assert re.search(rf"^part: {part}\s+\d+\s+[\d,]+\s+[\d.]+\s+(n/a|[\d.]+)$", out, re.M), (part, out)
+        assert re.search(rf"^part: {part}\s+\d+\s+[\d,]+\s+(n/a|[\d.]+)\s+(n/a|[\d.]+)$", out, re.M), (part, out)
     rates = re.findall(r"^    (CPU|GPU)\s+(\S+)\s+(\S+)\s+(.*)$", out, re.M)
-    assert rates and all(device == "GPU" or source == "measured" for device, _, source, _ in rates)
+    assert rates and all(device == "GPU" or source in ("measured", "n/a") for device, _, source, _ in rates)
+    # The one CPU class not measured yet: SAC's parameter-matched dense variant (the sparse study's SAC Dense
+    # scaled, added after the stored measurement); it makes the MuJoCo part's CPU-hours n/a until it is measured.
+    cpu_gaps = [reason for device, _, source, reason in rates if device == "CPU" and source == "n/a"]
+    assert all("dense_scaled on sac" in reason for reason in cpu_gaps), cpu_gaps
     assert {source for _, _, source, _ in rates} == {"measured", "published", "n/a"}
     assert all(value == "n/a" and len(reason) > 40 for _, value, source, reason in rates if source == "n/a")
     # DrQ-v2 and DQN have no GPU figure, stored or published: n/a with what was searched.
@@ -288,11 +292,12 @@ def test_container_enabled_builds_the_image_then_trains_inside_it(engine, runs_p
     assert f'NEUROPLASTIC_CONTAINER_DIGEST="$(cat {digest})"' in train
     if engine == "apptainer":
         assert (
-            train.startswith("apptainer exec --nv ")
+            train.startswith("exec apptainer exec --nv ")
             and f" results/container/neuroplastic.sif neuroplastic {command} " in train
         )
     else:
-        assert train.startswith("docker run --rm --gpus all ") and f'"$(cat {digest})" neuroplastic {command} ' in train
+        assert train.startswith("exec docker run --rm --gpus all ")
+        assert f'"$(cat {digest})" neuroplastic {command} ' in train
     if engine == "apptainer":
         assert "--sif results/container/neuroplastic.sif" in build
     # The image is an input of the training job.
