@@ -9,19 +9,23 @@ Modes (a run option, never part of the run's identity, like `--device`):
              buffers the sampled batch is copied into) and replayed; CUDA only;
 - `auto`     `graphs` on CUDA, `off` elsewhere.
 
-What runs where. The host decides, before each update, everything that branches on Python state: is it a policy
-update (TD3's delayed actor; DQN's periodic hard target copy), does any method do host-side work inside this
-update's hooks (an NE/SET/RigL/GMP topology update: `Method.update_event`). An update with such an event runs
-eagerly (the same hooks, the same code); every other update runs the captured function, after the host-side
-bookkeeping of the methods (`Method.before_captured_update`, e.g. advancing NE's growth clock). While the function
-is traced or captured, `tracing()` is True and hooks skip their host-side bookkeeping; the optimizer step is the
-functional Adam over lists prepared here (`torch.optim.Optimizer.step` breaks graphs on purpose). On-policy
-agents (PPO): one captured call is one minibatch step; preparing the rollout (normalisers, updated in place, and
-advantages), the epochs and the learning-rate decay stay on the host (`Agent.rollout_batches`).
+What runs where. The update is one plain function of tensors: `agent.learn(batch, update, policy)`, with every
+method's update hooks inside it (`extra_loss`, `before_optimizer_step`, `after_optimizer_step`,
+`after_target_update`: the methods' per-update work). Its host side runs first, the same way in every mode:
+`Agent.begin_update` counts the update, decides whether it is a policy update (TD3's delayed actor; DQN's periodic
+hard target copy) and calls each method's one host hook, `Method.before_update` (advance a clock, sync mask copies,
+decide whether a scheduled event falls in this update). An update for which a method returned `EVENT` (an
+NE/SET/RigL/GMP topology update, whose hooks do host work) runs `learn` eagerly; every other update runs the
+captured function, one per `policy` value and per value of what the hooks' tensor work depends on (the agent's
+`capture_key()` and the other values methods return), rebuilt when that changes. Nothing in a method knows which
+way its hooks run. Inside the captured function the optimizer step is the functional Adam over lists prepared here
+(`torch.optim.Optimizer.step` breaks graphs on purpose). On-policy agents (PPO): one captured call is one minibatch
+step; preparing the rollout (normalisers, updated in place, and advantages), the epochs and the learning-rate decay
+stay on the host (`Agent.rollout_batches`).
 
 Events between updates (ReDo, Reset, Shrink & Perturb, Plasticity Injection, Adaptive RR, topology updates)
-either write in place into the tensors the capture reads (masks through `Topology`'s float-mask cache, weights,
-Adam moments), or replace them. Each method declares which in `Method.capture`:
+either write in place into the tensors the capture reads (masks through `Topology.sync_`'s float-mask copies,
+weights, Adam moments), or replace them. Each method declares which in `Method.capture`:
 - `in_place`: its events keep every tensor the capture reads (identity and shape);
 - `rebuild`:  its events may replace tensors (modules, optimizers, optimizer state); the capture fingerprints the
               networks and optimizers before every update and rebuilds itself when the fingerprint changes;
@@ -38,6 +42,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from neuroplastic.methods.base import EVENT
 
 if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
@@ -61,12 +67,6 @@ def resolve_mode(mode: str, device: torch.device) -> str:
     if mode == "graphs" and device.type != "cuda":
         raise ValueError(f"--compile graphs needs a CUDA device (the run is on {device}); use compile or off")
     return mode
-
-
-def tracing() -> bool:
-    """True while the captured update is traced, captured or replayed through its compiled function: method
-    hooks then skip their host-side bookkeeping (done before the update by `Method.before_captured_update`)."""
-    return _ACTIVE is not None
 
 
 @contextmanager
@@ -274,19 +274,14 @@ class CapturedUpdate:
         agent = self.agent
         return {r for r in (*agent.update_roles(True), *agent.update_roles(False)) if r in agent.optimizers}
 
-    def _key(self) -> tuple:
+    def _fingerprint_of(self, method_keys: tuple) -> tuple:
+        """What the captured function was built for: the optimizers, the host values the agent's `learn` and the
+        methods' hooks branch on, and (with a `rebuild` method) the identity of every tensor it holds."""
         agent = self.agent
-        methods = tuple(m.capture_key() for m in agent.methods)
-        return (tuple(id(o) for o in agent.optimizers.values()), agent.capture_key(), methods)
+        optimizers = tuple(id(o) for o in agent.optimizers.values())
+        return (optimizers, agent.capture_key(), method_keys, self._structure() if self.watch_structure else ())
 
-    def _stale(self) -> bool:
-        fingerprint = (self._key(), self._structure() if self.watch_structure else ())
-        if fingerprint != self._fingerprint:
-            self._fingerprint = fingerprint
-            return True
-        return False
-
-    def _build(self) -> None:
+    def _build(self, method_keys: tuple) -> None:
         agent = self.agent
         capturable = self.mode == "graphs"
         stepped = [r for r in agent.optimizers if r in self._stepped_roles()]
@@ -303,9 +298,9 @@ class CapturedUpdate:
         self._graphs.clear()
         self._warmup_left = GRAPH_WARMUP_UPDATES
         self.builds += 1
-        # After a rebuild the fingerprint is taken again, so a build that itself changed tensors (capturable
-        # step counters) does not count as a change.
-        self._fingerprint = (self._key(), self._structure() if self.watch_structure else ())
+        # Taken after the build, so a build that itself changed tensors (capturable step counters) does not count
+        # as a change.
+        self._fingerprint = self._fingerprint_of(method_keys)
 
     def _refresh_host_values(self) -> None:
         for view in self.views.values():
@@ -318,20 +313,15 @@ class CapturedUpdate:
     # --- running -------------------------------------------------------------------------------
     def __call__(self, batch: Batch) -> None:
         agent = self.agent
-        update = agent.updates + 1
-        policy = agent.policy_update(update)
-        roles = agent.update_roles(policy)
+        update, policy, method_keys = agent.begin_update()
         if not self._ready or self.watch_structure:
             self._ready = all(_optimizer_ready(agent.optimizers[r]) for r in self._stepped_roles())
-        if self.eager_methods or not self._ready or any(m.update_event(agent, update, roles) for m in agent.methods):
-            agent.update(batch)
+        if self.eager_methods or not self._ready or any(key is EVENT for key in method_keys):
+            agent.learn(batch, update, policy)
             self.eager_updates += 1
             return
-        if self._stale() or not self.views:
-            self._build()
-        for m in agent.methods:
-            m.before_captured_update(agent, update, roles)
-        agent.updates = update
+        if not self.views or self._fingerprint_of(method_keys) != self._fingerprint:
+            self._build(method_keys)
         self._refresh_host_values()
         if self.mode == "compile":
             self._run_compiled(batch, policy)
@@ -450,6 +440,5 @@ __all__ = [
     "optimizer_step",
     "resolve_mode",
     "scalar",
-    "tracing",
     "zero_grad",
 ]

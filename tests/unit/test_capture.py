@@ -20,6 +20,8 @@ import torch
 
 from neuroplastic import capture, config, loop, runs
 from neuroplastic.agents import AGENTS
+from neuroplastic.methods import METHODS
+from neuroplastic.methods.base import EVENT, Method
 from neuroplastic.nets import MaskedLinear
 from neuroplastic.seeding import global_rng_state, set_global_rng_state
 from tests.conftest import tiny_config
@@ -360,3 +362,52 @@ def test_ppo_runs_captured_from_its_rollouts():
     assert all(a is b for a, b in zip(norm, after, strict=True))
     assert agent.obs_norm.count == 2 * agent.params.rollout_length
     assert lrs == pytest.approx([agent.params.lr, agent.params.lr * 2 / 3])
+
+
+class ClipWithHostEvent(Method):
+    """A toy method with per-update work, written as a new method would be: its own class and nothing else (no
+    change to capture.py, the agents or the topology). Every update clips the weights of the networks it
+    optimises (tensor work); every `EVERY`-th update shrinks a network whose largest weight, read on the host,
+    exceeds `LIMIT` (host work inside the hooks, announced by `before_update`)."""
+
+    name = "clip_with_host_event"
+    CLIP, EVERY, LIMIT = 0.5, 5, 0.3
+
+    def __init__(self, params, ctx) -> None:
+        super().__init__(params, ctx)
+        self.updates_seen = 0
+        self.shrinks = 0
+        self.event_due = False
+
+    def before_update(self, agent, update, roles):
+        self.updates_seen += 1
+        self.event_due = update % self.EVERY == 0
+        return EVENT if self.event_due else ()
+
+    @torch.no_grad()
+    def after_optimizer_step(self, agent, net, update):
+        if net not in agent.nets:
+            return
+        weights = [p for p in agent.nets[net].parameters() if p.dim() == 2]
+        torch._foreach_clamp_min_(weights, -self.CLIP)
+        torch._foreach_clamp_max_(weights, self.CLIP)
+        if self.event_due and max(float(w.abs().max()) for w in weights) > self.LIMIT:
+            torch._foreach_mul_(weights, 0.9)
+            self.shrinks += 1
+
+
+def test_a_new_method_in_its_own_module_is_captured_and_tracks_eager(monkeypatch):
+    monkeypatch.setitem(METHODS, ClipWithHostEvent.name, ClipWithHostEvent)
+    monkeypatch.setitem(METHOD_PARAMS, ClipWithHostEvent.name, {})
+    eager, captured, start = _two_runs("td3", ClipWithHostEvent.name)
+    updater = capture.CapturedUpdate(captured.agent, "compile", backend="eager")
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        _drive_both(eager, captured, updater, start)
+    (e,) = eager.methods
+    (m,) = captured.methods
+    assert m.updates_seen == e.updates_seen == UPDATES
+    # Every event update ran eagerly (its host work happened), every other one after Adam's first ran captured.
+    assert m.shrinks == e.shrinks > 0
+    assert updater.eager_updates == 1 + UPDATES // ClipWithHostEvent.EVERY
+    assert updater.captured_updates == UPDATES - updater.eager_updates
+    _assert_close(eager, captured)

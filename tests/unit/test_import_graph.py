@@ -1,5 +1,5 @@
-"""The import graph of src/neuroplastic: no cycle larger than 3 modules, and function-level imports
-only for heavy optional dependencies.
+"""The import graph of src/neuroplastic: no cycle larger than 3 modules, function-level imports only for heavy
+optional dependencies, and no method or topology module that imports the captured update.
 
 Every import counts: at module level, inside a function, or under `if TYPE_CHECKING:`. A function-level or
 type-only import that only breaks a cycle still couples the two modules.
@@ -164,6 +164,17 @@ def test_largest_import_cycle_is_small() -> None:
 def test_function_level_imports_only_for_heavy_optional_dependencies() -> None:
     offending = [f"{m}:{line} {name}" for m, line, name in function_level_imports() if not _lazy_allowed(m, name)]
     assert not offending, "function-level imports of light modules:\n" + "\n".join(offending)
+
+
+def test_methods_and_topology_do_not_import_capture() -> None:
+    """How an update runs (eager, compiled, CUDA graph) is capture.py's alone: a method's per-update work is its
+    update hooks and its host hook `before_update`, whichever way the update runs (docs/design.md)."""
+    knowing = [
+        module
+        for module, targets in import_graph().items()
+        if module.startswith(("neuroplastic.methods", "neuroplastic.topology")) and "neuroplastic.capture" in targets
+    ]
+    assert not knowing, f"these modules import neuroplastic.capture: {sorted(knowing)}"
 
 
 def test_the_checker_finds_a_cycle_through_function_level_imports(tmp_path: Path) -> None:

@@ -103,6 +103,7 @@ def test_masked_weights_stay_exactly_zero_through_100_adam_steps():
     net = _mlp()
     topo = Topology({"net": net}, ["net"])
     topo.init_masks("net", 0.7, distribution="uniform", init="random", generator=torch.Generator().manual_seed(1))
+    topo.sync_({})
     layers = topo.sparse_layers("net")
     assert len(layers) == 3
     start = [layer.weight.detach().clone() for layer in layers]
@@ -142,17 +143,20 @@ def test_targets_use_online_masks():
     target = _mlp(seed=5)  # different values everywhere
     topo = Topology({"net": online}, ["net"])
     topo.init_masks("net", 0.5, distribution="uniform", init="magnitude")
-    topo.mask_targets_({"net": target}, "net")
+    topo.sync_({"net": target})
+    topo.mask_targets_("net")
     for layer, t in zip(topo.sparse_layers("net"), list(target.layers), strict=True):
         assert torch.count_nonzero(t.weight[~layer.mask]) == 0
         assert torch.count_nonzero(t.weight[layer.mask]) == int(layer.mask.sum())
         assert t.mask is layer.mask
-    # A new online mask (topology update) reaches the target at the next call.
+    # A new online mask (topology update) reaches the target once synced.
     layer = topo.sparse_layers("net")[0]
     new = layer.mask.clone()
     new[0] = False
     layer.set_mask(new)
-    topo.mask_targets_({"net": target}, "net")
+    topo.sync_({"net": target})
+    assert target.layers[0].mask is new
+    topo.mask_targets_("net")
     assert torch.count_nonzero(target.layers[0].weight[0]) == 0
 
 
@@ -160,12 +164,14 @@ def test_apply_follows_a_replaced_mask():
     net = _mlp()
     topo = Topology({"net": net}, ["net"])
     topo.init_masks("net", 0.5, distribution="uniform", init="magnitude")
-    topo.apply_("net")  # fills the float-mask cache
+    topo.sync_({})
+    topo.apply_("net")
     layer = topo.sparse_layers("net")[1]
     grown = ~layer.mask
     layer.set_mask(layer.mask | grown)  # everything active
     with torch.no_grad():
         layer.weight.fill_(1.0)
+    topo.sync_({})
     topo.apply_("net")
     assert torch.all(layer.weight == 1.0)
 
@@ -270,14 +276,13 @@ def test_float_masks_follow_a_replaced_mask_in_place():
     net = _mlp()
     topo = Topology({"net": net}, ["net"])
     topo.init_masks("net", 0.5, distribution="uniform", init="magnitude")
-    topo.apply_("net")
-    _, floats = topo._apply_lists("net")
-    held = list(floats)
+    topo.sync_({})
+    held = list(topo._synced["net"].float_masks)
     layer = topo.sparse_layers("net")[0]
     new = layer.mask.clone()
     new[0] = ~new[0]
     layer.set_mask(new)
-    topo.apply_("net")
-    _, floats = topo._apply_lists("net")
+    topo.sync_({})
+    floats = topo._synced["net"].float_masks
     assert all(a is b for a, b in zip(floats, held, strict=True))
     assert torch.equal(held[0], new.float())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -147,9 +148,17 @@ class Agent:
         raise NotImplementedError
 
     def update(self, batch: Batch) -> None:
-        """One gradient update (the eager path): count it, then `learn`."""
+        """One gradient update, eagerly: its host side (`begin_update`), then `learn`."""
+        update, policy, _ = self.begin_update()
+        self.learn(batch, update, policy)
+
+    def begin_update(self) -> tuple[int, bool, tuple[Hashable, ...]]:
+        """The host side of the next update, however it then runs (eagerly or captured, capture.py): count it,
+        decide whether it is a policy update, and call every method's `before_update` with the optimizer roles it
+        steps. Returns (update number, policy, what each method's `before_update` returned)."""
         self.updates += 1
-        self.learn(batch, self.updates, self.policy_update(self.updates))
+        policy = self.policy_update(self.updates)
+        return self.updates, policy, self.methods.before_update(self, self.updates, self.update_roles(policy))
 
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
         """The tensor work of update number `update`; `policy`: the actor (and targets) update too (DQN: the

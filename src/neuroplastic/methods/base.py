@@ -16,20 +16,25 @@ Every environment step (`step` = env steps taken so far, counted from 1):
 
 Every gradient update (only once `step > start_steps`):
   4. `on_sample(agent, replay, step)`  return a `Batch` to replace the uniform sample (experience review), or None
-  5. inside `agent.update`, for each network the agent optimises ("critic", then "actor" on policy steps):
+  5. `before_update(agent, update, roles)`  the one host-side hook of the update (see below)
+  6. inside the update, for each network the agent optimises ("critic", then "actor" on policy steps):
        `extra_loss(agent, net)`               a term added to that network's loss (L2-Init), or None
        `before_optimizer_step(agent, net, u)` return False to skip this optimizer step (NE topology updates);
                                               gradients are populated and unmasked here
        `after_optimizer_step(agent, net, u)`  re-apply masks, project weights
      and after the Polyak update of the targets: `after_target_update(agent)`
-  6. `on_update(agent, batch, step)`           after the whole update
-  Under a captured update (`--compile`, capture.py) steps 5 run traced: `update_event` decides on the host
-  whether an update must run eagerly, `before_captured_update` does the hooks' host-side bookkeeping, and the
-  hooks skip that bookkeeping while `capture.tracing()`; `Method.capture` declares how events between updates
-  treat the captured tensors.
+  7. `on_update(agent, batch, step)`           after the whole update
+
+The update's hooks (6) are the method's per-update work: plain tensor work, which the agent's update runs eagerly,
+compiled or as a CUDA graph (capture.py decides; the method does not know which). Whatever must happen on the host
+at an update goes in `before_update`, called before every update however it runs: advance a clock, decide whether
+a scheduled event (a topology update) falls in this update, bring the tensors the hooks read up to date
+(`Topology.sync_`). An update that carries an event, host work inside the hooks, is announced there by returning
+`EVENT`; it then runs eagerly, and only its hooks may do host work. `capture` declares how the method's events
+*between* updates treat the tensors the update reads.
 
 Every `log_every` env steps:
-  7. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
+  8. `log_metrics(agent, replay, step)` → dict of metric name → float (may sync with the device; it is rare)
 
 Queries (not hooks): `start_replay_ratio()`, the replay ratio a method makes the agent start training with
 (Adaptive RR's `low`; None for every other method), read by `updates_in_run`.
@@ -45,8 +50,9 @@ hooks that receive a network name must ignore names they do not handle.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -55,6 +61,15 @@ if TYPE_CHECKING:
     from neuroplastic.agents.base import Agent
     from neuroplastic.nets import MLPSpec
     from neuroplastic.replay import Batch, Replay
+
+
+class _Event:
+    def __repr__(self) -> str:
+        return "EVENT"
+
+
+# What `Method.before_update` returns for an update whose hooks do host work (a topology update).
+EVENT: Final = _Event()
 
 
 class Params(BaseModel):
@@ -93,7 +108,7 @@ class Method:
     # Params that make the method act within a ~1000-step smoke run (start_steps 500): the smoke tier
     # trains every (agent, method) pair with these, so each method's schedule fires at least once.
     smoke_params: ClassVar[dict[str, Any]] = {}
-    # How the captured update (neuroplastic/capture.py) treats this method's events between updates:
+    # How this method's events *between* updates treat the tensors a captured update (capture.py) reads:
     # `in_place`: they write into the tensors the capture reads (weights, masks, Adam moments);
     # `rebuild`: they may replace those tensors (modules, optimizers, optimizer state), so the capture watches
     #            their identities and rebuilds itself; `eager`: not capturable, the run updates eagerly.
@@ -134,20 +149,13 @@ class Method:
     def after_target_update(self, agent: Agent) -> None:
         pass
 
-    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
-        """Whether update number `update` (stepping optimizer `roles`) does host-side work in this method's
-        update hooks (a topology update). Such updates run eagerly under a captured update. Must not change
-        state: it only looks."""
-        return False
+    def before_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> Hashable:
+        """The host side of update number `update` (stepping optimizer `roles`, in order), before it runs.
 
-    def capture_key(self) -> tuple:
-        """Host state the method's traced hooks branch on (which layers are sparse); a change rebuilds the
-        captured update."""
+        Returns `EVENT` when this method's update hooks do host work in it (a topology update: the update then
+        runs eagerly); otherwise the host state those hooks' tensor work depends on (e.g. which layers are
+        sparse), `()` by default: a captured update is traced again when it changes."""
         return ()
-
-    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
-        """The host-side bookkeeping the update hooks would do in an update without events (advance a clock);
-        called before a captured update, inside which `capture.tracing()` is True and hooks skip it."""
 
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         pass
@@ -234,6 +242,10 @@ class MethodStack:
     def after_target_update(self, agent: Agent) -> None:
         for m in self.methods:
             m.after_target_update(agent)
+
+    def before_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> tuple[Hashable, ...]:
+        """Every method's `before_update`, in order (each one's bookkeeping runs, whatever the others return)."""
+        return tuple(m.before_update(agent, update, roles) for m in self.methods)
 
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         for m in self.methods:

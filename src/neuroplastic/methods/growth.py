@@ -157,7 +157,7 @@ class NetworkGrowth:
 
     def due(self, update: int) -> bool:
         """Whether the next optimizer call of this network (agent update `update`) has a topology update;
-        changes nothing (the captured update asks before deciding to run an update eagerly)."""
+        changes nothing."""
         pos = self._next_position(update)
         return pos // self.params.delta > self.window and pos < self.t_end and self.phase != "frozen"
 

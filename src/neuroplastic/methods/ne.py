@@ -21,7 +21,8 @@ Presets (registered names; each is NE with other defaults, at any level):
 - `ne_static`: NE's initial network with its topology frozen (growth, pruning and review off): the static sparse
              baseline of Fig. 2, which differs from the growing variants in nothing but growth.
 
-Hooks used: `on_build` (masks), `before_optimizer_step` (topology updates, which may veto that step),
+Hooks used: `on_build` (masks), `before_update` (advance the growth clocks, sync the mask copies, announce a due
+topology update), `before_optimizer_step` (the due topology update, which may veto that step),
 `after_optimizer_step` (re-apply masks), `after_target_update` (targets ← targets ⊙ online masks),
 `on_sample` (review), `on_update` (keep the minibatch for the next dormancy check), `log_metrics`.
 LayerNorm weights, biases and non-MLP modules are never masked, so NE composes with `layernorm` and others.
@@ -30,6 +31,7 @@ LayerNorm weights, biases and non-MLP modules are never masked, so NE composes w
 from __future__ import annotations
 
 import copy
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -37,9 +39,8 @@ import torch
 from pydantic import BaseModel, Field, create_model, model_validator
 from pydantic_core import PydanticUndefined
 
-from neuroplastic import capture
 from neuroplastic.methods._common import Nets, select_nets
-from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
+from neuroplastic.methods.base import EVENT, Method, Params, RunContext, updates_in_run
 from neuroplastic.methods.dormant import DormantPruning, PruningParams
 from neuroplastic.methods.growth import GrowthParams, NetworkGrowth
 from neuroplastic.methods.review import ExperienceReview, ReviewParams
@@ -198,6 +199,9 @@ class NE(Method):
         self.last_batch: Batch | None = None
         self._dormant_cache: tuple | None = None
         self.layer_sparsity: dict[str, dict[str, float]] = {}
+        # Networks whose topology update falls in the current update (set by `before_update`, the update's
+        # host side); the update hooks read it, so on every other update they are tensor work only.
+        self.due_roles: tuple[str, ...] = ()
 
     # --- build ----------------------------------------------------------------------------------
     def sparse_roles(self, agent: Agent) -> list[str]:
@@ -242,9 +246,6 @@ class NE(Method):
     def on_sample(self, agent: Agent, replay: Replay, step: int) -> Batch | None:
         return self.review.sample(agent, replay, agent.updates + 1)
 
-    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
-        return any(self.growth[r].due(update) for r in roles if r in self.growth)
-
     def event_period(self) -> int | None:
         return self.params.growth.delta if self.growth else None
 
@@ -252,18 +253,18 @@ class NE(Method):
         for g in self.growth.values():
             g.force_due()
 
-    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
-        for r in roles:
-            if r in self.growth:
-                self.growth[r].tick(update)
-        self.topology.before_capture_(agent.targets)
+    def before_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> Hashable:
+        # Each growing network's clock advances once per optimizer call; a due topology update is an event.
+        self.due_roles = tuple(r for r in roles if r in self.growth and self.growth[r].tick(update))
+        self.topology.sync_(agent.targets)
+        return EVENT if self.due_roles else ()
 
     def before_optimizer_step(self, agent: Agent, net: str, update: int) -> bool:
-        growth = self.growth.get(net)
-        if growth is None or capture.tracing() or not growth.tick(update):
+        if net not in self.due_roles:
             if self.params.mask_gradients and net in self.topology.layers:
                 self.topology.mask_grads_(net)
             return True
+        growth = self.growth[net]
         dormant = None
         if self.pruner.needs_activations and growth.phase == "growing" and self.last_batch is not None:
             # One forward pass serves every network updated within the same agent update (the actor's
@@ -273,6 +274,7 @@ class NE(Method):
                 self._dormant_cache = (key, self.pruner.dormant_features(agent, list(self.growth), self.last_batch))
             dormant = self._dormant_cache[1]
         changed = growth.update(update, agent.optimizers[net], self.pruner, dormant, self.generator)
+        self.topology.sync_(agent.targets, [net])
         take = not (changed and growth.params.skip_step)
         if take and self.params.mask_gradients:
             self.topology.mask_grads_(net)
@@ -284,7 +286,7 @@ class NE(Method):
 
     def after_target_update(self, agent: Agent) -> None:
         for role in self.topology.roles:
-            self.topology.mask_targets_(agent.targets, role)
+            self.topology.mask_targets_(role)
 
     def on_update(self, agent: Agent, batch: Batch, step: int) -> None:
         if self.pruner.needs_activations:

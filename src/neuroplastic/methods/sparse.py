@@ -30,25 +30,26 @@ and at t_end itself.
 A network whose optimizer does not step at every update (TD3's delayed actor) does a due update at its first
 optimizer step at or after the scheduled point, with the schedule value of that point.
 
-Hooks: `on_build` (masks, sparse init), `extra_loss` (weight decay: λ·Σ‖W‖² over the role's linear kernels, the
-Keras L2 regulariser the study puts on every layer), `after_optimizer_step` (re-apply the masks, then the mask
-update if one is due, then mask the targets), `after_target_update` (targets ← targets ⊙ online masks),
-`log_metrics`. Counts of active weights are mirrored on the host, so no mask update reads the device.
+Hooks: `on_build` (masks, sparse init), `before_update` (sync the mask copies, announce a due mask update),
+`extra_loss` (weight decay: λ·Σ‖W‖² over the role's linear kernels, the Keras L2 regulariser the study puts on
+every layer), `after_optimizer_step` (re-apply the masks, then the mask update if one is due, then mask the
+targets), `after_target_update` (targets ← targets ⊙ online masks), `log_metrics`. Counts of active weights are
+mirrored on the host, so no mask update reads the device.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from neuroplastic import capture
 from neuroplastic.methods._common import Nets, select_nets
-from neuroplastic.methods.base import Method, Params, RunContext, updates_in_run
+from neuroplastic.methods.base import EVENT, Method, Params, RunContext, updates_in_run
 from neuroplastic.nets import sum_of_squares
 from neuroplastic.topology import ops
 from neuroplastic.topology.distribution import layer_sparsities
@@ -139,6 +140,8 @@ class SparseTraining(Method):
         self.mask_updates: dict[str, int] = {}
         self.dropped_since_log: dict[str, int] = {}
         self._kernels: dict[str, list[torch.Tensor]] = {}
+        # Networks whose mask update falls in the current update (set by `before_update`, the update's host side).
+        self.due_roles: tuple[str, ...] = ()
 
     # --- build ----------------------------------------------------------------------------------
     def on_build(self, agent: Agent) -> None:
@@ -193,11 +196,8 @@ class SparseTraining(Method):
             return None
         return self.params.weight_decay * sum_of_squares(self._kernels[net])
 
-    def due_point(self, role: str, t: int) -> int | None:
-        """The latest scheduled position ≤ t not yet served for `role` (None if nothing is due)."""
-        i = self.cursor[role]
-        if i >= len(self.points) or self.points[i] > t:
-            return None
+    def due_point(self, role: str, t: int) -> int:
+        """The latest scheduled position ≤ t not yet served for `role` (one is due: `before_update` said so)."""
         j = bisect.bisect_right(self.points, t) - 1
         self.cursor[role] = j + 1
         return self.points[j]
@@ -212,46 +212,41 @@ class SparseTraining(Method):
         for role in self.cursor:
             self.cursor[role] = min(self.cursor[role], j)
 
-    def capture_key(self) -> tuple:
-        # GMP starts dense: its first pruning step turns layers sparse, which changes the traced hooks.
-        topo = self.topology
-        return () if topo is None else tuple(layer.is_sparse for layer in topo.all_layers())
-
-    def before_captured_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> None:
-        if self.topology is not None:
-            self.topology.before_capture_(agent.targets)
-
-    def update_event(self, agent: Agent, update: int, roles: tuple[str, ...]) -> bool:
+    def before_update(self, agent: Agent, update: int, roles: tuple[str, ...]) -> Hashable:
         topo = self.topology
         if topo is None:
-            return False
-        for role in roles:
-            i = self.cursor.get(role)
-            if role in topo.layers and i is not None and i < len(self.points) and self.points[i] <= update - 1:
-                return True
-        return False
+            return ()
+        # A mask update is due for a network when its next scheduled position t = update − 1 has come.
+        self.due_roles = tuple(
+            r
+            for r in roles
+            if r in topo.layers and self.cursor[r] < len(self.points) and self.points[self.cursor[r]] <= update - 1
+        )
+        topo.sync_(agent.targets)
+        if self.due_roles:
+            return EVENT
+        # GMP starts dense: its first pruning step turns layers sparse, which changes the hooks' tensor work.
+        return tuple(layer.is_sparse for layer in topo.all_layers())
 
     def after_optimizer_step(self, agent: Agent, net: str, update: int) -> None:
         topo = self.topology
         if topo is None or net not in topo.layers:
             return
         topo.apply_(net)
-        if capture.tracing():
+        if net not in self.due_roles:
             return
-        point = self.due_point(net, update - 1)
-        if point is None:
-            return
-        self.update_masks(agent, net, point)
+        self.update_masks(agent, net, self.due_point(net, update - 1))
         self.mask_updates[net] += 1
-        # The targets follow the new topology at once, not only at the next Polyak update.
-        topo.mask_targets_(agent.targets, net)
+        # The targets follow the new topology at once, not only at the next target update.
+        topo.sync_(agent.targets, [net])
+        topo.mask_targets_(net)
 
     def update_masks(self, agent: Agent, role: str, t: int) -> None:
         raise NotImplementedError
 
     def after_target_update(self, agent: Agent) -> None:
         for role in self.topology.roles:
-            self.topology.mask_targets_(agent.targets, role)
+            self.topology.mask_targets_(role)
 
     # --- logging and checkpointing --------------------------------------------------------------
     def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:

@@ -10,11 +10,12 @@
 Typical use inside a method (see methods/ne.py for a complete one):
 
     on_build:               topo = Topology(agent.nets, ["actor", "critic"]); topo.init_masks("critic", 0.8)
-    before_optimizer_step:  removed = ops.prune_magnitude(layer.weight, layer.mask, k)
+    before_update:          topo.sync_(agent.targets); decide whether a topology update is due
+    before_optimizer_step:  (when due) removed = ops.prune_magnitude(layer.weight, layer.mask, k)
                             grown = ops.grow_gradient(layer.weight.grad, ~layer.mask | removed, k)
-                            layer.set_mask((layer.mask & ~removed) | grown)
+                            layer.set_mask((layer.mask & ~removed) | grown); topo.sync_(agent.targets, [net])
     after_optimizer_step:   topo.apply_(net)
-    after_target_update:    topo.mask_targets_(agent.targets, role) for each role
+    after_target_update:    topo.mask_targets_(role) for each role
 """
 
 from neuroplastic.topology import ops

@@ -12,9 +12,10 @@ biases, plain `nn.Conv2d` and any other module are left dense (LayerNorm weights
 as in the NE code, see `budget_shapes`).
 
 Masks are replaced, never edited in place (`SparseLayer.set_mask`), so caches keyed on the mask tensor's
-identity and target networks that alias the online mask stay coherent. The float copies that `apply_`,
-`mask_grads_` and `mask_targets_` multiply by are refreshed *in place* when a mask changes, so a captured update
-(capture.py), which holds those float tensors, sees every topology update without being rebuilt.
+identity and target networks that alias the online mask stay coherent. `apply_`, `mask_grads_` and
+`mask_targets_` are tensor work only: they multiply by float copies of the masks that the host brings up to date
+in `Topology.sync_`, *in place*, so a captured update (capture.py), which holds those float tensors, sees every
+topology update without being rebuilt.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuroplastic import capture
 from neuroplastic.nets import MASKED_LAYERS, MLP, MaskedConv2d, MaskedLinear
 from neuroplastic.topology.distribution import layer_sparsities
 
@@ -136,13 +136,22 @@ def init_mask(weight: torch.Tensor, n_active: int, init: str, generator: torch.G
     return mask.view_as(weight)
 
 
+@dataclass(eq=False)
+class _SyncedMasks:
+    """A role's sparse layers as `Topology.sync_` last saw them: their masks, weights, and float mask copies."""
+
+    masks: list[torch.Tensor]
+    weights: list[torch.Tensor]
+    float_masks: list[torch.Tensor]
+
+
 class Topology:
     """The sparse layers of some networks of an agent, and the operations every sparse method needs.
 
-    Build it once after the networks exist (`Method.on_build`), `init_masks(...)` per role, then call
-    `apply_(role)` after each optimizer step of that role and `mask_targets_(targets, role)` after each
-    Polyak update. Grow/prune primitives live in `topology.ops`; they return new masks that go through
-    `SparseLayer.set_mask`.
+    Build it once after the networks exist (`Method.on_build`), `init_masks(...)` per role; call `sync_(targets)`
+    on the host before each update (and after changing masks), `apply_(role)` after each optimizer step of that
+    role and `mask_targets_(role)` after each target update. Grow/prune primitives live in `topology.ops`; they
+    return new masks that go through `SparseLayer.set_mask`.
     """
 
     def __init__(self, nets: dict[str, nn.Module], roles: Iterable[str]) -> None:
@@ -152,9 +161,11 @@ class Topology:
             raise KeyError(f"sparse roles {missing} are not networks of this agent (it has {sorted(nets)})")
         self.nets = {r: nets[r] for r in roles}
         self.layers: dict[str, list[SparseLayer]] = {r: find_layers(nets[r], r) for r in roles}
-        self._apply_cache: dict[str, tuple[list, list[torch.Tensor], list[torch.Tensor]]] = {}
-        self._target_cache: dict[str, tuple] = {}
-        self._traced_targets: dict[str, tuple] = {}
+        # What `sync_` last brought up to date: per role the masks, weights and float masks; the target weights
+        # the masks apply to, and the (target network, online masks) they were pointed at.
+        self._synced: dict[str, _SyncedMasks] = {}
+        self._target_weights: dict[str, list[torch.Tensor]] = {}
+        self._target_seen: dict[str, tuple[nn.Module, list[torch.Tensor | None]]] = {}
 
     @property
     def roles(self) -> list[str]:
@@ -206,103 +217,49 @@ class Topology:
         return out
 
     # --- keeping masked entries at zero ---------------------------------------------------------
-    def _apply_lists(self, role: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        cached = self._apply_cache.get(role)
-        if cached is not None and capture.tracing():
-            # Inside a captured update: the lists as `refresh_` left them just before the call; the identity
-            # checks below stay out of the trace.
-            return cached[1], cached[2]
+    def sync_(self, targets: dict[str, nn.Module], roles: Iterable[str] | None = None) -> None:
+        """Host side: bring what the mask hooks multiply by up to date with the masks, for `roles` (default all).
+
+        Per role: its sparse weights and float copies of their masks (written in place while the set of sparse
+        layers is unchanged, so tensors held by a captured update see every new mask), and the target weights
+        the masks apply to, with the target's mask buffers pointed at the online masks (a checkpoint of the
+        targets then stores the current topology). `apply_`, `mask_grads_` and `mask_targets_` read these lists
+        without checking them: they are tensor work only. So a method calls this in its host hook before every
+        update (`Method.before_update`) and again right after it changed masks inside an update.
+        """
+        for role in self.roles if roles is None else roles:
+            self._sync_masks(role)
+            self._sync_targets(targets, role)
+
+    def _sync_masks(self, role: str) -> None:
         layers = self.sparse_layers(role)
         masks = [layer.mask for layer in layers]
-        cached = self._apply_cache.get(role)
-        stale = cached is None or len(cached[0]) != len(masks)
-        if stale:
+        synced = self._synced.get(role)
+        if synced is None or len(synced.masks) != len(masks):
             weights = [layer.weight for layer in layers]
             float_masks = [m.to(layer.weight.dtype) for m, layer in zip(masks, layers, strict=True)]
-            cached = (masks, weights, float_masks)
-            self._apply_cache[role] = cached
-        elif any(a is not b for a, b in zip(cached[0], masks, strict=True)):
-            for i, (old, new) in enumerate(zip(cached[0], masks, strict=True)):
-                if old is not new:
-                    cached[2][i].copy_(new)
-            cached = (masks, cached[1], cached[2])
-            self._apply_cache[role] = cached
-        return cached[1], cached[2]
+            self._synced[role] = _SyncedMasks(masks, weights, float_masks)
+            return
+        for i, (old, new) in enumerate(zip(synced.masks, masks, strict=True)):
+            if old is not new:
+                synced.float_masks[i].copy_(new)
+                synced.masks[i] = new
 
-    def refresh_(self, role: str) -> None:
-        """Bring the cached weight and float-mask lists of `role` up to date with its masks (in place where the
-        set of sparse layers is unchanged). A captured update reads those lists without checking them, so its
-        host side calls this before every captured call (capture.py)."""
-        self._apply_lists(role)
-
-    @torch.no_grad()
-    def apply_(self, role: str) -> None:
-        """w ← w ⊙ mask for every sparse layer of `role` (float copies of the masks make this one fused op)."""
-        weights, masks = self._apply_lists(role)
-        if weights:
-            torch._foreach_mul_(weights, masks)
-
-    @torch.no_grad()
-    def mask_grads_(self, role: str) -> None:
-        """grad ← grad ⊙ mask for every sparse layer of `role`: masked entries then get no gradient, so their
-        Adam moments decay instead of tracking the dense gradient (what a gradient-mask hook does)."""
-        weights, masks = self._apply_lists(role)
-        grads = [w.grad for w in weights if w.grad is not None]
-        if len(grads) == len(weights) and grads:
-            torch._foreach_mul_(grads, masks)
-        else:
-            for w, m in zip(weights, masks, strict=True):
-                if w.grad is not None:
-                    w.grad.mul_(m)
-
-    @torch.no_grad()
-    def mask_targets_(self, targets: dict[str, nn.Module], role: str) -> None:
-        """Target weights ← target weights ⊙ *online* masks, so target and online share one topology.
-
-        The target's own `mask` buffer is pointed at the online mask, so a checkpoint of the targets stores
-        the current topology rather than the one copied when the targets were built.
-        """
+    def _sync_targets(self, targets: dict[str, nn.Module], role: str) -> None:
         if role not in targets:
+            self._target_weights.pop(role, None)
             return
-        _, float_masks = self._apply_lists(role)
-        if capture.tracing() and role in self._traced_targets:
-            # The target weights as `refresh_targets_` left them just before the captured call.
-            if self._traced_targets[role][2]:
-                torch._foreach_mul_(self._traced_targets[role][2], float_masks)
-            return
-        online_masks = self._apply_cache[role][0]
-        cached = self._target_cache.get(role)
-        stale = cached is None or cached[0] is not targets[role] or len(cached[1]) != len(online_masks)
-        refreshed = stale or any(a is not b for a, b in zip(cached[1], online_masks, strict=True))
-        if refreshed:
-            cached = (targets[role], list(online_masks), self._point_target_masks(targets, role))
-            self._target_cache[role] = cached
-        # Between mask changes the product is the identity: online weights are zero outside their masks after
-        # every optimizer step (`apply_`), so a Polyak update keeps the target's masked entries at exactly zero.
-        # Multiplying only after a mask changed saves a pass over every sparse weight per target update. A
-        # captured update cannot see this host-side check, so it always multiplies.
-        if cached[2] and (refreshed or capture.tracing()):
-            torch._foreach_mul_(cached[2], float_masks)
-
-    def before_capture_(self, targets: dict[str, nn.Module]) -> None:
-        """Host side, before every captured update: every role's weight and mask lists (`refresh_`) and target
-        lists (`refresh_targets_`), which the captured function reads without checks."""
-        for role in self.roles:
-            self.refresh_(role)
-            self.refresh_targets_(targets, role)
-
-    def refresh_targets_(self, targets: dict[str, nn.Module], role: str) -> None:
-        """Host side, before every captured update (after `refresh_`): the target weights a captured
-        `mask_targets_` multiplies, and the target's mask buffers pointed at the online masks, brought up to date
-        when the targets or the online masks changed. A captured target update then needs no host-side check,
-        also when it is the run's first (DQN's periodic copy) or the first after a topology update. The eager
-        path keeps its own record (`_target_cache`), so it still multiplies once after a mask change."""
-        if role not in targets:
-            return
-        online_masks = self._apply_cache[role][0]
-        cached = self._traced_targets.get(role)
-        if cached is None or cached[0] is not targets[role] or cached[1] is not online_masks:
-            self._traced_targets[role] = (targets[role], online_masks, self._point_target_masks(targets, role))
+        online_masks = list(self._synced[role].masks)
+        seen = self._target_seen.get(role)
+        unchanged = (
+            seen is not None
+            and seen[0] is targets[role]
+            and len(seen[1]) == len(online_masks)
+            and all(a is b for a, b in zip(seen[1], online_masks, strict=True))
+        )
+        if not unchanged:
+            self._target_weights[role] = self._point_target_masks(targets, role)
+            self._target_seen[role] = (targets[role], online_masks)
 
     def _point_target_masks(self, targets: dict[str, nn.Module], role: str) -> list[torch.Tensor]:
         """Point the target's mask buffers of `role`'s sparse layers at the online masks; their target weights."""
@@ -313,6 +270,40 @@ class Topology:
             target.mask = layer.mask
             target_weights.append(target.weight)
         return target_weights
+
+    @torch.no_grad()
+    def apply_(self, role: str) -> None:
+        """w ← w ⊙ mask for every sparse layer of `role` (float copies of the masks make this one fused op)."""
+        synced = self._synced[role]
+        if synced.weights:
+            torch._foreach_mul_(synced.weights, synced.float_masks)
+
+    @torch.no_grad()
+    def mask_grads_(self, role: str) -> None:
+        """grad ← grad ⊙ mask for every sparse layer of `role`: masked entries then get no gradient, so their
+        Adam moments decay instead of tracking the dense gradient (what a gradient-mask hook does)."""
+        synced = self._synced[role]
+        grads = [w.grad for w in synced.weights if w.grad is not None]
+        if len(grads) == len(synced.weights) and grads:
+            torch._foreach_mul_(grads, synced.float_masks)
+        else:
+            for w, m in zip(synced.weights, synced.float_masks, strict=True):
+                if w.grad is not None:
+                    w.grad.mul_(m)
+
+    @torch.no_grad()
+    def mask_targets_(self, role: str) -> None:
+        """Target weights ← target weights ⊙ *online* masks (the targets given to `sync_`), so target and online
+        share one topology.
+
+        Between mask changes this changes no bit: online weights are ±0 outside their masks after every optimizer
+        step (`apply_`), so a Polyak update or a hard copy leaves the target's masked entries at ±0, and ±0·0 and
+        x·1 are exact. It runs at every target update anyway, so that it needs no host-side check (which a
+        captured update could not see) of whether a mask changed since the last one.
+        """
+        target_weights = self._target_weights.get(role)
+        if target_weights:
+            torch._foreach_mul_(target_weights, self._synced[role].float_masks)
 
 
 def density_metrics(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
