@@ -1,27 +1,20 @@
 """Method registry: config name → `Method` subclass (with its `Params` model).
 
-A new method is one file in this package with a `Method` subclass, added to `METHODS` below (or registered
-at run time with `register`). Config entries `{name: ..., **params}` are validated against `cls.Params`.
+A new method is one file in this package with a `Method` subclass that sets `name`: every module of the package is
+imported here, and every such class defined in one of them is registered under its name (presets too: NE's
+variants are subclasses with names of their own). Tests register others at run time with `register`. Config
+entries `{name: ..., **params}` are validated against `cls.Params`.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from collections.abc import Iterator
+
 from pydantic import BaseModel
 
-from neuroplastic.methods.adaptive_rr import AdaptiveRR
 from neuroplastic.methods.base import Method, MethodStack, Params, RunContext
-from neuroplastic.methods.crelu import CReLU
-from neuroplastic.methods.data_augmentation import DataAugmentation
-from neuroplastic.methods.dense_scaled import DenseScaled
-from neuroplastic.methods.grad_snr import GradSNR
-from neuroplastic.methods.injection import PlasticityInjection
-from neuroplastic.methods.l2_init import L2Init
-from neuroplastic.methods.ne import NE, NE_ABLATIONS, NECode
-from neuroplastic.methods.normalization import LayerNormMethod, NaP
-from neuroplastic.methods.redo import ReDo
-from neuroplastic.methods.reset import Reset
-from neuroplastic.methods.shrink_perturb import ShrinkPerturb
-from neuroplastic.methods.sparse import GMP, SET, RigL, Static
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -34,22 +27,6 @@ def register(cls: type[Method], name: str | None = None) -> type[Method]:
     return cls
 
 
-for _cls in (
-    Reset,
-    ReDo,
-    PlasticityInjection,
-    LayerNormMethod,
-    NaP,
-    CReLU,
-    L2Init,
-    ShrinkPerturb,
-    DataAugmentation,
-    AdaptiveRR,
-    DenseScaled,
-):
-    register(_cls)
-
-
 def build_stack(names: list[str], params: list[BaseModel], ctx: RunContext) -> MethodStack:
     """Instantiate the methods `names` with their resolved, typed `params`, in order."""
     methods = []
@@ -58,7 +35,18 @@ def build_stack(names: list[str], params: list[BaseModel], ctx: RunContext) -> M
     return MethodStack(methods)
 
 
-for _cls in (NE, NECode, *NE_ABLATIONS.values(), Static, SET, RigL, GMP, GradSNR):
+def _named_methods(cls: type[Method]) -> Iterator[type[Method]]:
+    """Subclasses of `cls` defined in this package that set a `name` of their own (a subclass that only
+    inherits one, such as SET's base `DynamicSparse` from `Static`, is not a method of its own)."""
+    for sub in cls.__subclasses__():
+        if vars(sub).get("name") and sub.__module__.startswith(f"{__name__}."):
+            yield sub
+        yield from _named_methods(sub)
+
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+for _cls in _named_methods(Method):
     register(_cls)
 
 __all__ = ["METHODS", "Method", "MethodStack", "Params", "RunContext", "build_stack", "register"]
