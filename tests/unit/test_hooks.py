@@ -30,6 +30,10 @@ class Trace(Method):
         CALLS.append(("on_sample", step, agent.updates))
         return None
 
+    def before_update(self, agent, update, roles):
+        CALLS.append(("before_update", update, roles))
+        return ()
+
     def extra_loss(self, agent, net):
         CALLS.append(("extra_loss", net))
         return None
@@ -81,6 +85,7 @@ def test_hooks_run_in_documented_order(tmp_path):
     step4 = [
         ("on_step", 4),
         ("on_sample", 4, 0),
+        ("before_update", 1, ("critic",)),
         ("extra_loss", "critic"),
         ("before_opt", "critic", 1),
         ("after_opt", "critic", 1),
@@ -89,6 +94,7 @@ def test_hooks_run_in_documented_order(tmp_path):
     step5 = [
         ("on_step", 5),
         ("on_sample", 5, 1),
+        ("before_update", 2, ("critic", "actor")),
         ("extra_loss", "critic"),
         ("before_opt", "critic", 2),
         ("after_opt", "critic", 2),
@@ -98,8 +104,8 @@ def test_hooks_run_in_documented_order(tmp_path):
         ("after_target",),
         ("on_update", 5),
     ]
-    assert body[3:9] == step4
-    assert body[9:19] == step5
+    assert body[3:10] == step4
+    assert body[10:21] == step5
     assert body[-1] == ("log_metrics", 6)
 
 
