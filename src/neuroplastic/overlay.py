@@ -227,7 +227,9 @@ def expand_defaults(cfg: Any, source: str = "config") -> Any:
     the overlay and the planner see is the same config written out variant by variant (same runs, same ids). A
     config without `defaults` is returned as it is; `cfg` itself is not modified."""
     experiments = cfg.get("experiments") if isinstance(cfg, dict) else None
-    if not isinstance(experiments, dict) or not any(isinstance(e, dict) and "defaults" in e for e in experiments.values()):
+    if not isinstance(experiments, dict):
+        return cfg  # the schema names what is wrong
+    if not any(isinstance(exp, dict) and "defaults" in exp for exp in experiments.values()):
         return cfg
     expanded, problems = {}, []
     for name, exp in experiments.items():
@@ -240,8 +242,10 @@ def expand_defaults(cfg: Any, source: str = "config") -> Any:
     return {**cfg, "experiments": expanded}
 
 
-def _method_name(entry: Any) -> Any:
-    return entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
+def _method_name(entry: Any) -> str | None:
+    """The method an entry of a variant's `method:` list names; None for a malformed entry (the schema names it)."""
+    name = entry.get("name") if isinstance(entry, dict) else entry
+    return name if isinstance(name, str) else None
 
 
 def _with_defaults(name: str, exp: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -276,7 +280,7 @@ def _with_defaults(name: str, exp: dict[str, Any]) -> tuple[dict[str, Any], list
     for method, params in method_params.items():
         w = f"{where}.method_params.{method}"
         if method not in used:
-            names = ", ".join(sorted(n for n in used if isinstance(n, str))) or "none"
+            names = ", ".join(sorted(n for n in used if n)) or "none"
             problems.append(f"{w}: no variant of experiment {name!r} uses method {method!r} (its methods: {names})")
         elif not isinstance(params, dict):
             problems.append(f"{w}: must be a mapping of {method!r} params")
