@@ -28,7 +28,7 @@ estimate: $(STAMP)
 	$(BIN)/neuroplastic estimate --configfile config/paper.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup --durations=25 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -72,7 +72,7 @@ AGENT_METHODS: dict[str, list[str]] = {
         "layernorm",
         "static",
     ],
-    "sac": ["none", "static", "set", "rigl", "gmp"],
+    "sac": ["none", "static", "set", "rigl", "gmp", "dense_scaled"],
     "drqv2": ["none", "ne", "redo", "reset", "layernorm", "plasticity_injection", "adaptive_rr"],
     **{case: STUDY_METHODS for case in STUDY_CASES},
 }

@@ -46,6 +46,38 @@ def repo() -> Path:
     return REPO
 
 
+# --- parallel workers (pytest-xdist, `--dist loadgroup`) -----------------------------------------------------------
+# Tests that share state beyond their tmp_path run on one worker: the modules that build module-scoped fixtures (the
+# tiny DAG, a trained run, the SLURM cluster) would otherwise build them once per worker. The container build and
+# the SLURM tests are the longest chains of the suite, so they go first and on separate workers; the one thing they
+# share, apt-get's single dpkg lock, is taken through `system_install_lock`.
+_LONGEST_FIRST = ("tests/container/test_container.py", "tests/workflow/test_slurm.py")
+_ONE_WORKER_MODULES = (*_LONGEST_FIRST, "tests/workflow/test_workflow.py", "tests/smoke/test_faults.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if module in _ONE_WORKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in _LONGEST_FIRST)
+
+
+@contextlib.contextmanager
+def system_install_lock():
+    """Held while a test installs system packages (apt-get allows one installer at a time) or starts the services
+    they bring, so that parallel workers queue instead of failing on dpkg's lock."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "neuroplastic-tests-system-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # --- configs and batches -----------------------------------------------------------------------------------------
 def tiny_config(**overrides) -> dict:
     cfg = {

@@ -26,7 +26,7 @@ from neuroplastic import config as run_config
 from neuroplastic import presets
 from neuroplastic.agents import AGENTS
 from neuroplastic.figures import plan_problems
-from neuroplastic.overlay import WorkflowConfigError, deep_merge, load_workflow_config
+from neuroplastic.overlay import WorkflowConfigError, deep_merge, expand_defaults, load_workflow_config
 from neuroplastic.runs import resolve as resolve_run
 
 __all__ = ["Member", "Plan", "WorkflowConfigError", "expand", "load_config", "plan_from_dict", "plan_from_file"]
@@ -372,7 +372,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def plan_from_dict(cfg: dict[str, Any], source: str = "config", schema_path: Path | None = None) -> Plan:
-    return expand(validate_schema(cfg, schema_path, source))
+    """A full config's plan; its experiments' `defaults:` are expanded first (a loaded config has none left)."""
+    return expand(validate_schema(expand_defaults(cfg, source), schema_path, source))
 
 
 def plan_from_file(path: str | Path, schema_path: Path | None = None) -> Plan:

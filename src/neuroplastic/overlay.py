@@ -3,12 +3,14 @@
 `config/paper.yaml` is the one full description of every experiment. `config/smoke.yaml` (and any other
 overlay) starts with `include: paper.yaml` and changes only budgets, seeds, env lists, sweep sizes, network
 sizes and method schedules; everything it may not change is an error that names the key. The result of
-`resolve_includes` is a plain full config (no `include`, no overlay-only keys) that the schema and
-`neuroplastic.experiments` check and expand exactly like `paper.yaml`. The Snakefile, the CLI
-(`neuroplastic plan|estimate --configfile`) and the tests all load configs through `load_workflow_config`.
+`resolve_includes` is a plain full config (no `include`, no overlay-only keys, every experiment's `defaults:`
+written into its variants by `expand_defaults`) that the schema and `neuroplastic.experiments` check and expand
+exactly like `paper.yaml`. The Snakefile, the CLI (`neuroplastic plan|estimate --configfile`) and the tests all
+load configs through `load_workflow_config`.
 
 The merge rules, key by key, are written once: config/README.md, "Overlays" (tests/unit/test_docs.py checks
-that its lists of allowed keys are the constants below).
+that its lists of allowed keys are the constants below); an experiment's `defaults:` in its table of experiment
+keys.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ AGENT_KEYS = ("hidden", "batch_size", "buffer_size", "feature_dim", "conv_channe
 ENV_OPTION_KEYS = ("size", "episode_frames")
 CYCLE_KEYS = ("phase_steps", "cycles", "eval_max_episode_steps")
 METHOD_PARAM_SETS = ("paper", "smoke")
+# What an experiment's `defaults:` (a full config's shorthand, see `expand_defaults`) may hold.
+DEFAULTS_KEYS = ("sweep", "method_params")
 
 
 class WorkflowConfigError(ValueError):
@@ -214,6 +218,95 @@ def _overlay_experiment(
     return exp, problems
 
 
+def expand_defaults(cfg: Any, source: str = "config") -> Any:
+    """`cfg` with every experiment's `defaults:` written into its variants, and the `defaults` keys dropped.
+
+    `defaults.sweep` becomes the `sweep` of every variant that sets none (`sweep: {}` opts a variant out);
+    `defaults.method_params` (`{method: {param: value}}`) fills each param into every entry of that method that
+    leaves it unset. So a study whose variants share a sweep and per-method settings writes each once, and what
+    the overlay and the planner see is the same config written out variant by variant (same runs, same ids). A
+    config without `defaults` is returned as it is; `cfg` itself is not modified."""
+    experiments = cfg.get("experiments") if isinstance(cfg, dict) else None
+    if not isinstance(experiments, dict):
+        return cfg  # the schema names what is wrong
+    if not any(isinstance(exp, dict) and "defaults" in exp for exp in experiments.values()):
+        return cfg
+    expanded, problems = {}, []
+    for name, exp in experiments.items():
+        if isinstance(exp, dict) and "defaults" in exp:
+            exp, exp_problems = _with_defaults(name, exp)
+            problems += exp_problems
+        expanded[name] = exp
+    if problems:
+        raise WorkflowConfigError(f"{source}: invalid experiment defaults\n  " + "\n  ".join(problems))
+    return {**cfg, "experiments": expanded}
+
+
+def _method_name(entry: Any) -> str | None:
+    """The method an entry of a variant's `method:` list names; None for a malformed entry (the schema names it)."""
+    name = entry.get("name") if isinstance(entry, dict) else entry
+    return name if isinstance(name, str) else None
+
+
+def _with_defaults(name: str, exp: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """One experiment with its `defaults` applied (new dicts throughout: variants may be YAML aliases shared with
+    another experiment), and the problems of its `defaults`."""
+    where = f"experiments.{name}.defaults"
+    defaults = exp["defaults"]
+    out = {k: v for k, v in exp.items() if k != "defaults"}
+    if not isinstance(defaults, dict):
+        return out, [f"{where}: must be a mapping with the keys {', '.join(DEFAULTS_KEYS)}"]
+    problems = [
+        f"{where}.{k}: unknown key (an experiment's defaults hold {', '.join(DEFAULTS_KEYS)})"
+        for k in defaults
+        if k not in DEFAULTS_KEYS
+    ]
+    variants = exp.get("variants")
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        return out, problems  # the schema names what is wrong with the variants
+
+    sweep = defaults.get("sweep")
+    if "sweep" in defaults:
+        if not isinstance(sweep, dict) or not sweep or not all(isinstance(v, list) and v for v in sweep.values()):
+            problems.append(f"{where}.sweep: must be a mapping of dotted path → non-empty list of values")
+        elif all("sweep" in v for v in variants):
+            problems.append(f"{where}.sweep: every variant of experiment {name!r} sets its own sweep; none takes this")
+
+    method_params = defaults.get("method_params", {})
+    if not isinstance(method_params, dict):
+        problems.append(f"{where}.method_params: must be a mapping of method → params")
+        method_params = {}
+    used = {_method_name(m) for v in variants if isinstance(v.get("method"), list) for m in v["method"]}
+    for method, params in method_params.items():
+        w = f"{where}.method_params.{method}"
+        if method not in used:
+            names = ", ".join(sorted(n for n in used if n)) or "none"
+            problems.append(f"{w}: no variant of experiment {name!r} uses method {method!r} (its methods: {names})")
+        elif not isinstance(params, dict):
+            problems.append(f"{w}: must be a mapping of {method!r} params")
+        elif method in METHODS:  # an unknown method is reported, with its variant, when the runs are resolved
+            fields = METHODS[method].Params.model_fields
+            problems += [f"{w}.{k}: not a parameter of method {method!r}" for k in params if k not in fields]
+    if problems:
+        return out, problems
+
+    def entry_with_defaults(entry: Any) -> Any:
+        method = _method_name(entry)
+        if method not in method_params:
+            return entry
+        return _fill({"name": entry} if isinstance(entry, str) else entry, method_params[method])
+
+    out["variants"] = []
+    for variant in variants:
+        variant = dict(variant)
+        if "sweep" in defaults and "sweep" not in variant:
+            variant["sweep"] = copy.deepcopy(sweep)
+        if isinstance(variant.get("method"), list):
+            variant["method"] = [entry_with_defaults(m) for m in variant["method"]]
+        out["variants"].append(variant)
+    return out, []
+
+
 def apply_overlay(base: dict[str, Any], overlay: dict[str, Any], source: str = "overlay") -> dict[str, Any]:
     """The full config `base` with `overlay`'s changes (see the module docstring); `include` is not read here."""
     problems = _unknown_keys(
@@ -291,9 +384,10 @@ def resolve_includes(cfg: Any, base_dir: Path, source: str = "config", _seen: tu
     """A config with `include: <file>` → that file (itself resolved) with `cfg` applied as an overlay.
 
     `<file>` is relative to `base_dir` (the including file's directory). A config without `include` is returned
-    unchanged, so full configs and overlays load through the same call."""
+    with its experiments' `defaults` expanded (`expand_defaults`), so full configs and overlays load through the
+    same call and an overlay applies to variants written out."""
     if not isinstance(cfg, dict) or "include" not in cfg:
-        return cfg
+        return expand_defaults(cfg, source)
     include = cfg["include"]
     if not isinstance(include, str) or not include:
         raise WorkflowConfigError(f"{source}: include: must be a file name, got {include!r}")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import system_install_lock
+
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/debian-bookworm:min"
 TAG = "localhost/neuroplastic:ci-test"
@@ -55,10 +57,11 @@ def _ensure_tools() -> None:
     if shutil.which("apt-get") is None:
         _skip_loudly(f"{', '.join(missing)} missing and this machine has no apt-get to install them")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            _skip_loudly(f"`{' '.join(cmd)}` failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    with system_install_lock():
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+            if proc.returncode != 0:
+                _skip_loudly(f"`{' '.join(cmd)}` failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}")
     still = [tool for tool in ("podman", "debootstrap") if shutil.which(tool) is None]
     if still:
         _skip_loudly(f"apt-get install ran but {', '.join(still)} is still not on PATH")

@@ -1,11 +1,13 @@
 """Docs that restate code are generated from it or checked against it here, so they cannot drift: the figure-kind
-table of config/README.md, the overlay key lists there, and docs/methods.md's table of NE defaults and its table
-of methods' `capture` values."""
+table of config/README.md, the overlay key lists there and its example of a bad experiment `defaults:`, and
+docs/methods.md's table of NE defaults and its table of methods' `capture` values."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+import yaml
 from pydantic import BaseModel
 
 from neuroplastic import figures, overlay
@@ -52,6 +54,18 @@ def test_readme_overlay_keys_are_the_loaders():
     assert _names(listed[listed.index("`cycle`") :].split(")")[0])[1:] == list(overlay.CYCLE_KEYS)
     agent = rows["`run.agent`"]
     assert _names(agent.split("(PPO")[0]) == list(overlay.AGENT_KEYS)
+
+
+def test_readme_defaults_error_example_is_what_the_loader_says():
+    experiment_keys = README[README.index("### An experiment") :]
+    row = {row[0]: row[2] for row in _table_after(experiment_keys, "| key | default | meaning |")}
+    example = re.search(r"e\.g\. `([^`]+)`", row["`defaults`"]).group(1)
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    methods = paper["experiments"]["sparse_ppo"]["defaults"]["method_params"]
+    methods["sett"] = methods.pop("set")
+    with pytest.raises(overlay.WorkflowConfigError) as err:
+        overlay.expand_defaults(paper)
+    assert example in [line.strip() for line in str(err.value).splitlines()[1:]]
 
 
 def _doc_value(text: str) -> str:

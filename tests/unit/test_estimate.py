@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from neuroplastic import config, loop, runs
-from neuroplastic.analysis import estimate
+from neuroplastic.analysis import budget, estimate
 from tests.conftest import tiny_config
 
 
@@ -242,7 +244,7 @@ def test_estimate_never_costs_a_gpu_class_from_a_cpu_ratio(budget_setup):
 
 def test_budget_in_paper_order_keeps_what_fits_and_counts_shared_runs_once(budget_setup):
     plan, est = budget_setup
-    b = estimate.plan_budget(plan, est, "cpu", 6.5, "paper")
+    b = budget.plan_budget(plan, est, "cpu", 6.5, "paper")
     rows = {r["experiment"]: r for r in b["rows"]}
     assert [r["experiment"] for r in b["rows"]] == ["main", "cheap", "shared"]
     assert rows["main"]["fits"] and rows["main"]["cumulative_h"] == pytest.approx(6.0)
@@ -254,17 +256,17 @@ def test_budget_in_paper_order_keeps_what_fits_and_counts_shared_runs_once(budge
 
 def test_budget_cheapest_first_and_on_gpu_skips_what_has_no_rate(budget_setup):
     plan, est = budget_setup
-    b = estimate.plan_budget(plan, est, "cpu", 6.5, "cheapest")
+    b = budget.plan_budget(plan, est, "cpu", 6.5, "cheapest")
     assert [r["experiment"] for r in b["rows"]] == ["cheap", "shared", "main"]
     assert b["kept"] == ["cheap", "shared"] and b["spent_h"] == pytest.approx(3.0)
     assert b["rows"][2]["why"] == "needs 4.0 h, 3.5 h left"  # main's two NE runs; its TD3 runs are kept already
-    g = estimate.plan_budget(plan, est, "gpu", 1.0, "paper")
+    g = budget.plan_budget(plan, est, "gpu", 1.0, "paper")
     assert g["rows"][0] == {**g["rows"][0], "fits": False, "why": "no rate for some of its runs"}
     assert g["kept"] == ["cheap", "shared"] and g["spent_h"] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="order must be one of paper, cheapest"):
-        estimate.plan_budget(plan, est, "gpu", 1.0, "random")
+        budget.plan_budget(plan, est, "gpu", 1.0, "random")
     with pytest.raises(ValueError, match="--gpu-hours must be positive"):
-        estimate.plan_budget(plan, est, "gpu", 0.0)
+        budget.plan_budget(plan, est, "gpu", 0.0)
 
 
 def test_the_printed_overlay_runs_exactly_the_kept_subset_at_the_kept_cost(tmp_path, capsys):
@@ -292,7 +294,21 @@ def test_the_printed_overlay_runs_exactly_the_kept_subset_at_the_kept_cost(tmp_p
     assert "--overlay-out needs --gpu-hours or --cpu-hours" in capsys.readouterr().err
 
 
-def test_cli_offers_exactly_the_budget_orders_of_the_estimate():
-    from neuroplastic.analysis.commands import ESTIMATE_ORDERS
+def test_building_the_cli_parser_imports_no_torch():
+    # `neuroplastic --help` and argument errors must answer without torch's import time; the budget orders the
+    # parser offers come from the torch-free budget module.
+    code = (
+        "import sys\nfrom neuroplastic import cli\ncli.build_parser()\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('neuroplastic'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
-    assert ESTIMATE_ORDERS == estimate.ORDERS
+
+def test_cli_budget_order_choices_are_the_planner_orders():
+    from neuroplastic.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["estimate", "--configfile", "x.yaml", "--order", "random"])
+    args = build_parser().parse_args(["estimate", "--configfile", "x.yaml", "--order", budget.ORDERS[-1]])
+    assert args.order == budget.ORDERS[-1]

@@ -141,6 +141,13 @@ def test_committed_configs_plan(name):
         assert all(int(r["steps"]) <= 2000 for r in plan.runs.values())
 
 
+def test_committed_configs_have_no_line_over_120_characters():
+    # A researcher reads the grid in an editor: shared sweeps and settings go into an experiment's `defaults:`.
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        long = [i for i, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120]
+        assert not long, f"{path.name}: lines over 120 characters: {long}"
+
+
 def test_smoke_is_an_overlay_with_every_experiment_variant_and_figure_of_paper():
     raw = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     assert raw["include"] == "paper.yaml" and "figures" not in raw

@@ -1,4 +1,5 @@
-"""Layered workflow configs (`include:` + overrides) and per-env agent overrides of experiments."""
+"""Layered workflow configs (`include:` + overrides), experiments' `defaults:`, and per-env agent overrides of
+experiments."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import yaml
 
 from neuroplastic.experiments import WorkflowConfigError, load_config, plan_from_dict, plan_from_file
 from neuroplastic.methods import METHODS
-from neuroplastic.overlay import apply_overlay
+from neuroplastic.overlay import apply_overlay, expand_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,6 +161,127 @@ def test_missing_and_circular_includes_are_named(tmp_path):
     (tmp_path / "c.yaml").write_text("include: b.yaml\n")
     with pytest.raises(WorkflowConfigError, match=r"include: 'b.yaml' includes itself"):
         load_config(tmp_path / "b.yaml")
+
+
+# ---- an experiment's `defaults:` ----
+
+SPARSITIES = {"method.0.sparsity": [0.5, 0.9]}
+
+
+def study_config(variants: list[dict], defaults: dict | None = None) -> dict:
+    """full_config with one more experiment, `study`, of these variants (and `defaults`)."""
+    cfg = full_config()
+    cfg["experiments"]["study"] = {"envs": ["Hopper-v4"], "seeds": 1, "variants": variants}
+    if defaults is not None:
+        cfg["experiments"]["study"]["defaults"] = defaults
+    return cfg
+
+
+def compact_study() -> dict:
+    return study_config(
+        [
+            {"label": "Dense", "sweep": {}},
+            {"label": "SET", "method": ["set"]},
+            {"label": "SET 0.1", "method": [{"name": "set", "drop_fraction": 0.1}]},
+            {"label": "Static", "method": [{"name": "static"}], "sweep": {"method.0.sparsity": [0.8]}},
+            {"label": "NE", "method": [{"name": "ne", "growth": {"zeta": 0.1}}], "sweep": {}},
+        ],
+        {
+            "sweep": SPARSITIES,
+            "method_params": {"set": {"delta": 250, "drop_fraction": 0.3}, "ne": {"growth": {"delta": 500}}},
+        },
+    )
+
+
+def explicit_study() -> dict:
+    """compact_study written out by hand: what its `defaults` must expand to."""
+    return study_config(
+        [
+            {"label": "Dense"},
+            {"label": "SET", "method": [{"name": "set", "delta": 250, "drop_fraction": 0.3}], "sweep": SPARSITIES},
+            {"label": "SET 0.1", "method": [{"name": "set", "delta": 250, "drop_fraction": 0.1}], "sweep": SPARSITIES},
+            {"label": "Static", "method": [{"name": "static"}], "sweep": {"method.0.sparsity": [0.8]}},
+            {"label": "NE", "method": [{"name": "ne", "growth": {"zeta": 0.1, "delta": 500}}]},
+        ]
+    )
+
+
+def assert_same_plan(a, b) -> None:
+    assert a.runs == b.runs
+    assert [m.as_row() for m in a.members] == [m.as_row() for m in b.members]
+    assert a.config == b.config  # the validated config, schema defaults filled: what results/plans/<name>.json holds
+
+
+def test_experiment_defaults_expand_to_the_variants_written_out():
+    compact = compact_study()
+    expanded = expand_defaults(compact)
+    assert "defaults" not in expanded["experiments"]["study"]
+    assert compact == compact_study(), "the config passed in is not modified"
+    variants = {v["label"]: v for v in expanded["experiments"]["study"]["variants"]}
+    # the variant's own value wins; nested mappings are filled key by key; a string entry becomes a mapping
+    assert variants["SET 0.1"]["method"] == [{"name": "set", "drop_fraction": 0.1, "delta": 250}]
+    assert variants["NE"]["method"] == [{"name": "ne", "growth": {"zeta": 0.1, "delta": 500}}]
+    assert variants["SET"]["sweep"] == SPARSITIES and variants["Static"]["sweep"] == {"method.0.sparsity": [0.8]}
+    assert variants["Dense"]["sweep"] == {}
+    assert expanded["experiments"]["main"] == full_config()["experiments"]["main"]
+    assert_same_plan(plan_from_dict(compact), plan_from_dict(explicit_study()))
+    assert expand_defaults(full_config()) == full_config()
+
+
+def test_an_overlay_applies_to_the_variants_written_out(tmp_path):
+    # smoke_params fill only what the paper leaves unset: SET's delta 250 from the defaults stays (not smoke's 100)
+    overlay = {"method_params": "smoke", "experiments": {"study": {"sweeps": {"method.0.sparsity": [0.9]}}}}
+    for name, cfg in (("compact", compact_study()), ("explicit", explicit_study())):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        (tmp_path / f"{name}_smoke.yaml").write_text(yaml.safe_dump({"include": f"{name}.yaml", **overlay}))
+    smoke = load_config(tmp_path / "compact_smoke.yaml")
+    variants = {v["label"]: v for v in smoke["experiments"]["study"]["variants"]}
+    assert variants["SET"]["method"][0]["delta"] == 250 and variants["SET"]["sweep"] == {"method.0.sparsity": [0.9]}
+    assert_same_plan(plan_from_file(tmp_path / "compact_smoke.yaml"), plan_from_file(tmp_path / "explicit_smoke.yaml"))
+    assert_same_plan(plan_from_file(tmp_path / "compact.yaml"), plan_from_file(tmp_path / "explicit.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("defaults", "expected"),
+    [
+        ([SPARSITIES], "experiments.study.defaults: must be a mapping with the keys sweep, method_params"),
+        ({"sweeps": SPARSITIES}, "experiments.study.defaults.sweeps: unknown key"),
+        ({"sweep": {"method.0.sparsity": 0.5}}, "experiments.study.defaults.sweep: must be a mapping of dotted path"),
+        (
+            {"method_params": {"sett": {"delta": 5}}},
+            "experiments.study.defaults.method_params.sett: no variant of experiment 'study' uses method 'sett' "
+            "(its methods: set, static)",
+        ),
+        (
+            {"method_params": {"set": {"delat": 5}}},
+            "experiments.study.defaults.method_params.set.delat: not a parameter of method 'set'",
+        ),
+        ({"method_params": {"set": 5}}, "experiments.study.defaults.method_params.set: must be a mapping of 'set'"),
+        ({"method_params": ["set"]}, "experiments.study.defaults.method_params: must be a mapping of method"),
+    ],
+    ids=lambda x: None if isinstance(x, dict | list) else x[:50],
+)
+def test_bad_experiment_defaults_name_the_key(defaults, expected):
+    cfg = study_config([{"label": "SET", "method": ["set"]}, {"label": "Static", "method": ["static"]}], defaults)
+    with pytest.raises(WorkflowConfigError) as err:
+        expand_defaults(cfg, source="paper.yaml")
+    assert str(err.value).startswith("paper.yaml: invalid experiment defaults")
+    assert expected in str(err.value)
+
+
+def test_a_defaults_sweep_that_no_variant_takes_is_an_error_naming_the_file(tmp_path):
+    cfg = study_config([{"label": "Static", "method": ["static"], "sweep": SPARSITIES}], {"sweep": SPARSITIES})
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump({"include": "paper.yaml"}))
+    message = r"paper\.yaml: invalid experiment defaults\n  experiments\.study\.defaults\.sweep: every variant"
+    for path in ("paper.yaml", "smoke.yaml"):  # the included file is named, not the overlay
+        with pytest.raises(WorkflowConfigError, match=message):
+            load_config(tmp_path / path)
+
+
+def test_an_overlay_may_not_set_defaults():
+    with pytest.raises(WorkflowConfigError, match=r"experiments\.main\.defaults: an overlay may not set 'defaults'"):
+        apply_overlay(full_config(), {"experiments": {"main": {"defaults": {"sweep": SPARSITIES}}}})
 
 
 # ---- per-env agent overrides ----

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import system_install_lock
 from tests.workflow.helpers import REPO, env, snakemake, snakemake_popen, tiny_config, write_yaml
 
 pytestmark = pytest.mark.workflow
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.workflow
 @pytest.fixture(scope="module")
 def slurm_cluster():
     script = REPO / "tests" / "workflow" / "slurm_cluster.sh"
-    proc = subprocess.run([str(script), "start"], capture_output=True, text=True, timeout=600)
+    with system_install_lock():
+        proc = subprocess.run([str(script), "start"], capture_output=True, text=True, timeout=600)
     if proc.returncode == 77:
         msg = f"SLURM TEST SKIPPED: no SLURM here and it cannot be installed:\n{proc.stderr}"
         print(msg, file=sys.stderr)

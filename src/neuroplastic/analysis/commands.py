@@ -8,6 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from neuroplastic.analysis.budget import ORDERS as BUDGET_ORDERS
+from neuroplastic.analysis.budget import format_budget, plan_budget, subset_overlay
+
 
 def _fail(msg: str, code: int = 2) -> int:
     print(f"error: {msg}", file=sys.stderr)
@@ -135,26 +138,21 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     text = estimate.format_report(est)
     if budget_unit is not None:
         try:
-            budget = estimate.plan_budget(
+            budget = plan_budget(
                 plan, est, budget_unit, args.gpu_hours if budget_unit == "gpu" else args.cpu_hours, args.order
             )
         except ValueError as err:
             return _fail(str(err))
-        overlay = estimate.subset_overlay(args.configfile, budget["kept"], args.overlay_out) if budget["kept"] else ""
+        overlay = subset_overlay(args.configfile, budget["kept"], args.overlay_out) if budget["kept"] else ""
         if overlay and args.overlay_out:
             Path(args.overlay_out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.overlay_out).write_text(overlay)
         out["budget"] = {**budget, "overlay": overlay}
-        text += estimate.format_budget(budget, overlay, args.overlay_out)
+        text += format_budget(budget, overlay, args.overlay_out)
     elif args.overlay_out:
         return _fail("--overlay-out needs --gpu-hours or --cpu-hours (the budget that picks the experiments)")
     print(json.dumps(out, indent=2) if args.json else text, end="")
     return 0
-
-
-# `estimate.plan_budget`'s orders, named here so that building the parser does not import the estimate (and torch)
-# with it; test_estimate checks that the two agree.
-ESTIMATE_ORDERS = ("paper", "cheapest")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -216,7 +214,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--order",
-        choices=ESTIMATE_ORDERS,
+        choices=BUDGET_ORDERS,
         default="paper",
         help="with a budget: paper = the config's own order (the paper's main results first); cheapest = "
         "each experiment's own cost, ascending",
