@@ -186,6 +186,11 @@ class Agent:
         """Host floats `learn` reads through `capture.scalar` (schedules in env steps)."""
         return {}
 
+    @property
+    def exposes_td_target(self) -> bool:
+        """Whether this agent implements `td_target` (metrics that need the critic's targets check it)."""
+        return type(self).td_target is not Agent.td_target
+
     def td_target(self, batch: Batch) -> torch.Tensor:
         """The critic's regression target y, shape (B, 1), without gradient: the critic loss of sample i is
         Σ_heads (Q_head(s_i, a_i) − y_i)² averaged over the batch. The update uses it too; callers outside the

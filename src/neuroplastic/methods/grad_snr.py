@@ -18,11 +18,11 @@ import torch
 from pydantic import Field
 
 from neuroplastic import metrics
-from neuroplastic.agents.base import Agent
 from neuroplastic.methods.base import Method, Params, RunContext
 from neuroplastic.nets import masked_linears
 
 if TYPE_CHECKING:
+    from neuroplastic.agents.base import Agent
     from neuroplastic.replay import Replay
 
 
@@ -59,7 +59,7 @@ class GradSNR(Method):
         self.generator.manual_seed(int(seed))
 
     def on_build(self, agent: Agent) -> None:
-        if "critic" not in agent.nets or type(agent).td_target is Agent.td_target:
+        if "critic" not in agent.nets or not agent.exposes_td_target:
             raise ValueError(f"method grad_snr: agent {agent.name!r} has no critic with a `td_target`")
 
     def log_metrics(self, agent: Agent, replay: Replay, step: int) -> dict[str, float]:
