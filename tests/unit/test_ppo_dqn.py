@@ -337,15 +337,17 @@ def test_ppo_actor_mean_is_squashed_and_std_starts_at_035():
         mean = actor(obs)
     assert float(mean.abs().max()) <= agent.env.max_action and float(mean.abs().max()) > 0.99
     _, entropy = actor.log_prob(torch.zeros(1, agent.env.obs_dim), torch.zeros(1, agent.env.act_dim))
-    assert float(entropy[0]) == pytest.approx(agent.env.act_dim * (math.log(0.35) + 0.5 * (1 + math.log(2 * math.pi))))
+    assert float(entropy[0].detach()) == pytest.approx(
+        agent.env.act_dim * (math.log(0.35) + 0.5 * (1 + math.log(2 * math.pi)))
+    )
 
 
 def test_ppo_l2_is_lambda_sum_of_squares_without_half():
     agent = _ppo_run(weight_decay=1e-3).agent
     kernels = [m.weight for r in ("actor", "critic") for m in agent.nets[r].modules() if hasattr(m, "mask")]
     assert len(kernels) == 6  # 3 actor + 3 value kernels; the std bias and biases are not decayed
-    expected = 1e-3 * sum(float((w.double() ** 2).sum()) for w in kernels)
-    assert float(agent.l2_penalty()) == pytest.approx(expected, rel=1e-5)
+    expected = 1e-3 * sum(float((w.detach().double() ** 2).sum()) for w in kernels)
+    assert float(agent.l2_penalty().detach()) == pytest.approx(expected, rel=1e-5)
     assert agent.params.weight_decay == 1e-3 and PPOParams().weight_decay == 1e-6  # the study's dense value
 
 
@@ -356,8 +358,8 @@ def test_dqn_classic_l2_is_1e6_on_hidden_kernels_only():
     net = agent.nets["critic"]
     kernels = agent.decayed_kernels()
     assert [k.shape for k in kernels] == [layer.weight.shape for layer in net.layers[:-1]]  # not the Q output
-    expected = 1e-6 * sum(float((layer.weight.double() ** 2).sum()) for layer in net.layers[:-1])
-    assert float(agent.l2_penalty()) == pytest.approx(expected, rel=1e-5)
+    expected = 1e-6 * sum(float((layer.weight.detach().double() ** 2).sum()) for layer in net.layers[:-1])
+    assert float(agent.l2_penalty().detach()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_dqn_atari_init_is_glorot_uniform():
