@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Runs inside the built image (the Dockerfile's `test` stage, or the Apptainer %test section): the unit tests,
-# then a 300-step TD3 run through the console script. Prints one JSON line, prefixed CONTAINER_CHECK, that
-# tests/container/test_container.py asserts on. Fails (non-zero) if either part fails.
+# Runs inside the built image (the Dockerfile's `test` stage, or the Apptainer %test section): the unit tests
+# (without the capture tests where no CUDA device is visible), then a 300-step TD3 run through the console script.
+# Prints one JSON line, prefixed CONTAINER_CHECK, that tests/container/test_container.py asserts on. Fails
+# (non-zero) if either part fails.
 set -euo pipefail
 SRC=${NEUROPLASTIC_SRC:-/opt/neuroplastic}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neuroplastic-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT  # keeps the test stage's layer small
 cd "$WORK"
 
-python -m pytest -q -p no:cacheprovider -c "$SRC/pyproject.toml" --rootdir "$SRC" "$SRC/tests/unit"
+# Without a CUDA device, test_capture.py's cases (~60% of the unit tier's time) trace the update with the aot_eager
+# backend on the CPU: pure torch from the same lock as the host suite, which runs them. On a GPU its CUDA-graph
+# cases are what the image must pass, so there it runs.
+SKIP=()
+if ! python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    SKIP=(--ignore "$SRC/tests/unit/test_capture.py")
+    echo "unit tests: test_capture.py left out (no CUDA device; the host suite runs its CPU cases)"
+fi
+python -m pytest -q -p no:cacheprovider -c "$SRC/pyproject.toml" --rootdir "$SRC" "${SKIP[@]}" "$SRC/tests/unit"
 
 # The EGL stack of the image (Mesa's llvmpipe here; NVIDIA's library on a GPU host), and gpu-smoke.sh itself.
 bash "$SRC/containers/gpu-smoke.sh" --updates 20 | tee smoke.txt

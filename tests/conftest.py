@@ -46,21 +46,42 @@ def repo() -> Path:
     return REPO
 
 
-# --- parallel workers (pytest-xdist, `--dist loadgroup`) -----------------------------------------------------------
+# --- parallel workers (pytest-xdist; `make test` runs `-n auto --dist loadgroup`) ------------------------------------
 # Tests that share state beyond their tmp_path run on one worker: the modules that build module-scoped fixtures (the
 # tiny DAG, a trained run, the SLURM cluster) would otherwise build them once per worker. The container build and
 # the SLURM tests are the longest chains of the suite, so they go first and on separate workers; the one thing they
 # share, apt-get's single dpkg lock, is taken through `system_install_lock`.
+#
+# The grouping is done by a scheduler of our own: xdist 3.8's `loadgroup` marks a group by rewriting an item's
+# `_nodeid`, which pytest 9.2 no longer reads (`Node.nodeid` comes from `_id`), so with pytest 9.2 its groups are
+# silently empty and every test is scheduled on its own (the tiny DAG was built once per worker).
 _LONGEST_FIRST = ("tests/container/test_container.py", "tests/workflow/test_slurm.py")
 _ONE_WORKER_MODULES = (*_LONGEST_FIRST, "tests/workflow/test_workflow.py", "tests/smoke/test_faults.py")
 
 
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test is scheduled in: its module for the one-worker modules, else the test itself."""
+    module = nodeid.split("::")[0]
+    return module if module in _ONE_WORKER_MODULES else nodeid
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if module in _ONE_WORKER_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in _LONGEST_FIRST)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    # Units go out in collection order (longest chains first), not sorted by their number of tests.
+    config.option.loadscopereorder = False
+    return OneWorkerModules(config, log)
 
 
 @contextlib.contextmanager
