@@ -144,5 +144,5 @@ def test_weight_decay_adds_lambda_sum_of_squares_of_each_role_kernels():
     for role, n_kernels in (("actor", 3), ("critic", 6)):
         kernels = [m.weight for m in agent.nets[role].modules() if isinstance(m, torch.nn.Linear)]
         assert len(kernels) == n_kernels
-        expected = 1e-4 * sum(float((w.double() ** 2).sum()) for w in kernels)
-        assert float(agent.l2_penalty(role)) == pytest.approx(expected, rel=1e-5)
+        expected = 1e-4 * sum(float((w.detach().double() ** 2).sum()) for w in kernels)
+        assert float(agent.l2_penalty(role).detach()) == pytest.approx(expected, rel=1e-5)
