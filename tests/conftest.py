@@ -48,15 +48,20 @@ def repo() -> Path:
 
 # --- parallel workers (pytest-xdist; `make test` runs `-n auto --dist loadgroup`) ------------------------------------
 # Tests that share state beyond their tmp_path run on one worker: the modules that build module-scoped fixtures (the
-# tiny DAG, a trained run, the SLURM cluster) would otherwise build them once per worker. The container build and
-# the SLURM tests are the longest chains of the suite, so they go first and on separate workers; the one thing they
-# share, apt-get's single dpkg lock, is taken through `system_install_lock`.
+# tiny DAG, a trained run, the SLURM cluster) would otherwise build them once per worker. These modules are the
+# longest chains of the suite, so they go first, longest first (the container build and the SLURM tests on separate
+# workers), and the many short tests fill in around them; the one thing the first two share, apt-get's single dpkg
+# lock, is taken through `system_install_lock`.
 #
 # The grouping is done by a scheduler of our own: xdist 3.8's `loadgroup` marks a group by rewriting an item's
 # `_nodeid`, which pytest 9.2 no longer reads (`Node.nodeid` comes from `_id`), so with pytest 9.2 its groups are
 # silently empty and every test is scheduled on its own (the tiny DAG was built once per worker).
-_LONGEST_FIRST = ("tests/container/test_container.py", "tests/workflow/test_slurm.py")
-_ONE_WORKER_MODULES = (*_LONGEST_FIRST, "tests/workflow/test_workflow.py", "tests/smoke/test_faults.py")
+_ONE_WORKER_MODULES = (
+    "tests/container/test_container.py",
+    "tests/workflow/test_slurm.py",
+    "tests/workflow/test_workflow.py",
+    "tests/smoke/test_faults.py",
+)
 
 
 def work_unit(nodeid: str) -> str:
@@ -66,7 +71,8 @@ def work_unit(nodeid: str) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in _LONGEST_FIRST)
+    first = {module: rank for rank, module in enumerate(_ONE_WORKER_MODULES)}
+    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))
 
 
 @pytest.hookimpl(optionalhook=True)

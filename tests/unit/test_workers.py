@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tests.conftest import pytest_xdist_make_scheduler, work_unit
+from tests.conftest import pytest_collection_modifyitems, pytest_xdist_make_scheduler, work_unit
 
 
 def _config(dist: str) -> SimpleNamespace:
@@ -34,3 +34,17 @@ def test_loadgroup_gets_the_module_scheduler_in_collection_order():
     assert scheduler._split_scope("tests/unit/test_ne.py::test_b") == "tests/unit/test_ne.py::test_b"
     assert config.option.loadscopereorder is False
     assert pytest_xdist_make_scheduler(_config("load"), log=None) is None
+
+
+def test_the_one_worker_modules_go_first_longest_first_and_the_rest_keep_their_order():
+    ids = [
+        "tests/smoke/test_faults.py::test_a",
+        "tests/unit/test_ne.py::test_b",
+        "tests/workflow/test_workflow.py::test_c",
+        "tests/unit/test_td3.py::test_d",
+        "tests/workflow/test_slurm.py::test_e",
+        "tests/container/test_container.py::test_f",
+    ]
+    items = [SimpleNamespace(nodeid=i) for i in ids]
+    pytest_collection_modifyitems(None, items)
+    assert [i.nodeid.split("::")[1] for i in items] == ["test_f", "test_e", "test_c", "test_a", "test_b", "test_d"]
