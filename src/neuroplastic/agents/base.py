@@ -193,12 +193,9 @@ class Agent:
         return tuple(self.optimizers)
 
     def capture_key(self) -> tuple:
-        """Host values `learn` branches on besides `policy` (a captured update is rebuilt when they change)."""
+        """Host values `learn` branches on besides `policy` (a captured update is rebuilt when they change); values
+        it only computes with are device tensors refreshed by `before_learn`."""
         return ()
-
-    def capture_scalars(self) -> dict[str, float]:
-        """Host floats `learn` reads through `capture.scalar` (schedules in env steps)."""
-        return {}
 
     @property
     def exposes_td_target(self) -> bool:
