@@ -13,15 +13,18 @@ What runs where. The update is one plain function of tensors: `agent.learn(batch
 method's update hooks inside it (`extra_loss`, `before_optimizer_step`, `after_optimizer_step`,
 `after_target_update`: the methods' per-update work). Its host side runs first, the same way in every mode:
 `Agent.begin_update` counts the update, decides whether it is a policy update (TD3's delayed actor; DQN's periodic
-hard target copy) and calls each method's one host hook, `Method.before_update` (advance a clock, sync mask copies,
-decide whether a scheduled event falls in this update). An update for which a method returned `EVENT` (an
-NE/SET/RigL/GMP topology update, whose hooks do host work) runs `learn` eagerly; every other update runs the
-captured function, one per `policy` value and per value of what the hooks' tensor work depends on (the agent's
-`capture_key()` and the other values methods return), rebuilt when that changes. Nothing in a method knows which
-way its hooks run. Inside the captured function the optimizer step is the functional Adam over lists prepared here
-(`torch.optim.Optimizer.step` breaks graphs on purpose). On-policy agents (PPO): one captured call is one minibatch
-step; preparing the rollout (normalisers, updated in place, and advantages), the epochs and the learning-rate decay
-stay on the host (`Agent.rollout_batches`).
+hard target copy), calls each method's one host hook, `Method.before_update` (advance a clock, sync mask copies,
+decide whether a scheduled event falls in this update), then the agent's one host hook, `Agent.before_learn`
+(write the host values `learn` reads into the agent's device tensors in place: DrQ-v2's std schedule). An update
+for which a method returned `EVENT` (an NE/SET/RigL/GMP topology update, whose hooks do host work) runs `learn`
+eagerly; every other update runs the captured function, one per `policy` value and per value of what `learn` and
+the hooks branch on (the agent's `capture_key()` and the values methods return), rebuilt when that changes. Nothing
+in a method or an agent's `learn` knows which way it runs: only `Agent._optimize` calls into this module, whose
+`zero_grad` and `optimizer_step` are, inside the captured function, the functional Adam over lists prepared here
+(`torch.optim.Optimizer.step` breaks graphs on purpose), with the optimizers' learning rates (set on the host: NaP,
+PPO's decay) written into tensors before every call. On-policy agents (PPO): one captured call is one
+minibatch step; preparing the rollout (normalisers, updated in place, and advantages), the epochs and the
+learning-rate decay stay on the host (`Agent.rollout_batches`).
 
 Events between updates (ReDo, Reset, Shrink & Perturb, Plasticity Injection, Adaptive RR, topology updates)
 either write in place into the tensors the capture reads (masks through `Topology.sync_`'s float-mask copies,
@@ -94,16 +97,6 @@ def optimizer_step(agent: Agent, role: str) -> None:
         agent.optimizers[role].step()
         return
     _ACTIVE.views[role].step()
-
-
-def scalar(name: str, value: Callable[[], float]) -> float | torch.Tensor:
-    """A host scalar the update reads (DrQ-v2's exploration std): `value()` when eager; inside the capture a
-    0-dim device tensor the host refreshes from `capture_scalars()` before every call, so a changing value
-    neither recompiles nor goes stale in a CUDA graph (`value` is not called there: reading the Python state
-    it depends on would make the compiler guard on it)."""
-    if _ACTIVE is None:
-        return value()
-    return _ACTIVE.scalars[name]
 
 
 @dataclass
@@ -228,8 +221,6 @@ class CapturedUpdate:
                 stacklevel=2,
             )
         self.views: dict[str, _OptimizerView] = {}
-        self.scalars: dict[str, torch.Tensor] = {}
-        self._scalar_values: dict[str, float] = {}
         # Adam has state for every parameter (checked per update until true; again after rebuilds when a
         # `rebuild` method may drop state).
         self._ready = False
@@ -289,11 +280,6 @@ class CapturedUpdate:
             for r in stepped:
                 _make_capturable(agent.optimizers[r])
         self.views = {r: _OptimizerView(agent.optimizers[r], capturable) for r in stepped}
-        self._scalar_values = dict(agent.capture_scalars())
-        self.scalars = {
-            name: torch.tensor(float(v), dtype=torch.float32, device=agent.device)
-            for name, v in self._scalar_values.items()
-        }
         self._compiled.clear()
         self._graphs.clear()
         self._warmup_left = GRAPH_WARMUP_UPDATES
@@ -302,13 +288,9 @@ class CapturedUpdate:
         # as a change.
         self._fingerprint = self._fingerprint_of(method_keys)
 
-    def _refresh_host_values(self) -> None:
+    def _refresh_learning_rates(self) -> None:
         for view in self.views.values():
             view.refresh_lr()
-        for name, v in self.agent.capture_scalars().items():
-            if self._scalar_values.get(name) != v:
-                self.scalars[name].fill_(float(v))
-                self._scalar_values[name] = v
 
     # --- running -------------------------------------------------------------------------------
     def __call__(self, batch: Batch) -> None:
@@ -322,7 +304,7 @@ class CapturedUpdate:
             return
         if not self.views or self._fingerprint_of(method_keys) != self._fingerprint:
             self._build(method_keys)
-        self._refresh_host_values()
+        self._refresh_learning_rates()
         if self.mode == "compile":
             self._run_compiled(batch, policy)
         else:
@@ -439,6 +421,5 @@ __all__ = [
     "make_update",
     "optimizer_step",
     "resolve_mode",
-    "scalar",
     "zero_grad",
 ]

@@ -238,6 +238,23 @@ def test_td3_delay_traces_both_variants_and_counts_updates():
     _assert_close(eager, captured)
 
 
+def test_drqv2_captured_update_reads_each_updates_std():
+    """DrQ-v2's exploration std changes every env step: `before_learn` refills the agent's `update_std` in place,
+    so the captured update samples with each new value, with no recompile. The std falls to 0 over the driven
+    steps and the noise is not clipped, so a stale std would move the losses far beyond the capture tolerance."""
+    eager, captured, start = _two_runs("drqv2", "none")
+    schedule = {"std_init": 1.0, "std_final": 0.0, "std_steps": start + UPDATES, "std_clip": 10.0}
+    for run in (eager, captured):
+        run.agent.params = run.agent.params.model_copy(update=schedule)
+    std = captured.agent.update_std
+    updater = capture.CapturedUpdate(captured.agent, "compile", backend="eager")
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        _drive_both(eager, captured, updater, start)
+    assert updater.captured_updates == UPDATES - 1  # all but the first (Adam has no state yet)
+    assert captured.agent.update_std is std and float(std) == 0.0
+    _assert_close(eager, captured)
+
+
 def test_modes_resolve():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert capture.resolve_mode("auto", cpu) == "off"

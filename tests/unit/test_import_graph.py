@@ -1,5 +1,6 @@
 """The import graph of src/neuroplastic: no cycle larger than 3 modules, function-level imports only for heavy
-optional dependencies, and no method or topology module that imports the captured update.
+optional dependencies, and no method, topology or agent module (but the agents' base) that imports the captured
+update.
 
 Every import counts: at module level, inside a function, or under `if TYPE_CHECKING:`. A function-level or
 type-only import that only breaks a cycle still couples the two modules.
@@ -176,6 +177,19 @@ def test_methods_and_topology_do_not_import_capture() -> None:
         module
         for module, targets in import_graph().items()
         if module.startswith(("neuroplastic.methods", "neuroplastic.topology")) and "neuroplastic.capture" in targets
+    ]
+    assert not knowing, f"these modules import neuroplastic.capture: {sorted(knowing)}"
+
+
+def test_agents_other_than_the_base_do_not_import_capture() -> None:
+    """An agent's `learn` is a plain function of tensors: per-update host values reach it through device tensors its
+    `before_learn` refreshes, and only `Agent._optimize` (agents/base.py) steps optimizers through capture.py."""
+    knowing = [
+        module
+        for module, targets in import_graph().items()
+        if module.startswith("neuroplastic.agents")
+        and module != "neuroplastic.agents.base"
+        and "neuroplastic.capture" in targets
     ]
     assert not knowing, f"these modules import neuroplastic.capture: {sorted(knowing)}"
 

@@ -154,18 +154,32 @@ class Agent:
 
     def begin_update(self) -> tuple[int, bool, tuple[Hashable, ...]]:
         """The host side of the next update, however it then runs (eagerly or captured, capture.py): count it,
-        decide whether it is a policy update, and call every method's `before_update` with the optimizer roles it
-        steps. Returns (update number, policy, what each method's `before_update` returned)."""
+        decide whether it is a policy update, call every method's `before_update` with the optimizer roles it
+        steps, then the agent's own `before_learn`. Returns (update number, policy, what each method's
+        `before_update` returned)."""
         self.updates += 1
         policy = self.policy_update(self.updates)
-        return self.updates, policy, self.methods.before_update(self, self.updates, self.update_roles(policy))
+        method_keys = self.methods.before_update(self, self.updates, self.update_roles(policy))
+        # The agent's own host work comes last, so it sees whatever the methods changed for this update.
+        self.before_learn(self.updates)
+        return self.updates, policy, method_keys
+
+    def before_learn(self, update: int) -> None:
+        """The agent's host work for update number `update`, before `learn` runs it, eagerly or captured alike:
+        the one place for per-update host values `learn` reads (DrQ-v2's std schedule in env steps).
+
+        It writes each value in place (`fill_`, `copy_`; no host sync) into a device tensor the agent owns for the
+        whole run, and `learn` reads that tensor: a Python number would make a compiled update guard on it and
+        recompile, and a CUDA graph keeps reading the tensors it was captured with, so a new tensor would go
+        unseen. Values `learn` branches on belong in `capture_key()` instead. Default: nothing."""
 
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
         """The tensor work of update number `update`; `policy`: the actor (and targets) update too (DQN: the
         hard target copy).
 
         Branches only on `policy` and on `capture_key()`, never on other Python state that changes between
-        updates, so the captured update (capture.py) can trace it once per `policy` value.
+        updates, so the captured update (capture.py) can trace it once per `policy` value; host values it reads
+        come through device tensors that `before_learn` refreshes.
         """
         raise NotImplementedError
 
@@ -179,12 +193,9 @@ class Agent:
         return tuple(self.optimizers)
 
     def capture_key(self) -> tuple:
-        """Host values `learn` branches on besides `policy` (a captured update is rebuilt when they change)."""
+        """Host values `learn` branches on besides `policy` (a captured update is rebuilt when they change); values
+        it only computes with are device tensors refreshed by `before_learn`."""
         return ()
-
-    def capture_scalars(self) -> dict[str, float]:
-        """Host floats `learn` reads through `capture.scalar` (schedules in env steps)."""
-        return {}
 
     @property
     def exposes_td_target(self) -> bool:

@@ -22,7 +22,8 @@ Update (every update):
   3. actor on detached encoder features: −min(Q1, Q2)(z, a), a = mean(z) + clip(σ·ε, ±0.3);
   4. Polyak update of the critic target (trunk + heads; there is no target encoder), τ = 0.01.
 σ = linear(std_init → std_final over std_steps) in *agent steps* (env steps of the loop; one agent step is
-`action_repeat` = 2 frames). The loop gives 0.5 updates per agent step (`replay_ratio` 0.5 = DrQ-v2's
+`action_repeat` = 2 frames); the update reads it from a device tensor, `update_std`, refreshed in place before
+every update (`before_learn`). The loop gives 0.5 updates per agent step (`replay_ratio` 0.5 = DrQ-v2's
 update every 2 steps) and uniform random actions for `start_steps` (DrQ-v2: 4000 seed frames = 2000 steps).
 No host synchronisation in `update`: losses stay on the device until a log interval reads them.
 """
@@ -37,7 +38,6 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from neuroplastic import capture
 from neuroplastic.agents.base import Agent, AgentParams, ConvChain
 from neuroplastic.dmc import PIXELS_PREFIX
 from neuroplastic.metrics import fau
@@ -146,6 +146,10 @@ class DrQV2(Agent):
         if len(env.obs_shape) != 3:
             raise ValueError(f"drqv2 needs pixel observations (C, H, W), got shape {env.obs_shape}; use dmc-pixels:")
         self.replay_ratio = params.replay_ratio
+        # The std `learn` samples with, as of the latest update (`before_learn`): one device tensor for the whole
+        # run, since a captured update reads the tensor it was traced with. It follows `env_step`, which the loop
+        # sets before every step, so it needs no checkpoint.
+        self.update_std = torch.tensor(self.stddev(), dtype=torch.float32, device=device)
         # Data augmentation on/off at run time (the `data_augmentation` method switches it).
         self.augment = params.aug_pad > 0
         # Official construction order: encoder, actor, critic (then the critic target as a copy).
@@ -225,6 +229,8 @@ class DrQV2(Agent):
 
     # --- acting ---------------------------------------------------------------------------------
     def stddev(self) -> float:
+        """σ at the current `env_step`. Acting and logging read it here (on the host, in double precision, at their
+        own env step) rather than from `update_std`, which holds the σ of the latest update on the device."""
         p = self.params
         mix = min(max(self.env_step / p.std_steps, 0.0), 1.0)
         return (1.0 - mix) * p.std_init + mix * p.std_final
@@ -238,7 +244,7 @@ class DrQV2(Agent):
             mean = mean.clip(-1.0 + 1e-6, 1.0 - 1e-6)
         return mean.astype(np.float32)
 
-    def _policy_sample(self, features: torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
+    def _policy_sample(self, features: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """DrQ-v2's TruncatedNormal.sample(clip): mean + clip(σ·ε), clamped with a straight-through gradient."""
         mean = self.nets["actor"](features)
         noise = (torch.randn_like(mean) * std).clamp(-self.params.std_clip, self.params.std_clip)
@@ -260,13 +266,13 @@ class DrQV2(Agent):
     def capture_key(self) -> tuple:
         return (self.augment, self.track_critic_fau)
 
-    def capture_scalars(self) -> dict[str, float]:
-        return {"std": self.stddev()}
+    def before_learn(self, update: int) -> None:
+        self.update_std.fill_(self.stddev())
 
     def learn(self, batch: Batch, update: int, policy: bool) -> None:
         p = self.params
         encoder, critic = self.nets["encoder"], self.nets["critic"]
-        std = capture.scalar("std", self.stddev)
+        std = self.update_std
 
         obs, next_obs = self.augment_pair(batch.obs, batch.next_obs)
         features = encoder(obs)
