@@ -64,15 +64,19 @@ _ONE_WORKER_MODULES = (
 )
 
 
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
 def work_unit(nodeid: str) -> str:
     """The unit of work a test is scheduled in: its module for the one-worker modules, else the test itself."""
-    module = nodeid.split("::")[0]
+    module = _module_of(nodeid)
     return module if module in _ONE_WORKER_MODULES else nodeid
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     first = {module: rank for rank, module in enumerate(_ONE_WORKER_MODULES)}
-    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))
+    items.sort(key=lambda item: first.get(_module_of(item.nodeid), len(first)))
 
 
 @pytest.hookimpl(optionalhook=True)
