@@ -1,6 +1,6 @@
 """The import graph of src/neuroplastic: no cycle larger than 3 modules, function-level imports only for heavy
-optional dependencies, and no method, topology or agent module (but the agents' base) that imports the captured
-update.
+optional dependencies, no method, topology or agent module (but the agents' base) that imports the captured
+update, and workflow steps that load only what they need.
 
 Every import counts: at module level, inside a function, or under `if TYPE_CHECKING:`. A function-level or
 type-only import that only breaks a cycle still couples the two modules.
@@ -23,9 +23,10 @@ PACKAGE = "neuroplastic"
 SRC = Path(__file__).resolve().parents[2] / "src"
 MAX_CYCLE = 3
 # A function-level import is for a heavy or optional dependency only: the Atari emulator, DeepMind Control and
-# MuJoCo, plotting, TensorBoard's event files, parquet, and torch (the read-only commands, `status` and `watch`,
-# run without it). Everything else is imported at module level.
-HEAVY_OPTIONAL = ("ale_py", "dm_control", "mujoco", "matplotlib", "rliable", "tensorboard", "pyarrow", "torch")
+# MuJoCo, plotting, TensorBoard's event files, parquet, torch (the read-only commands, `status` and `watch`,
+# run without it) and the bootstrap statistics (rliable, scipy.stats: a figure's render step runs without them).
+# Everything else is imported at module level.
+HEAVY_OPTIONAL = ("ale_py", "dm_control", "mujoco", "matplotlib", "rliable", "scipy", "tensorboard", "pyarrow", "torch")
 # The command-line modules load each subcommand's modules when it runs: `neuroplastic status` does not load the
 # training stack, and `--threads` takes effect before torch is loaded.
 COMMAND_MODULES = ("neuroplastic.cli", "neuroplastic.analysis.commands", "neuroplastic.watch")
@@ -224,6 +225,28 @@ def test_every_module_imports_as_the_first_one() -> None:
         env={**os.environ, "PYTHONPATH": str(SRC)},
     )
     assert proc.returncode == 0, f"modules that fail when imported first:\n{proc.stdout}{proc.stderr[-2000:]}"
+
+
+# The workflow starts one process per aggregate, figure-data and render job (~130 in the smoke DAG): each
+# loads only what its step needs.
+_STEP_MODULES = {
+    "aggregate": ("neuroplastic.analysis.aggregate", ("torch", "scipy", "rliable", "matplotlib")),
+    "figure render": ("neuroplastic.figures", ("torch", "scipy", "rliable")),
+}
+
+
+def test_workflow_steps_load_only_what_they_need() -> None:
+    for step, (module, absent) in _STEP_MODULES.items():
+        code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip() == "", f"the {step} step ({module}) loads {proc.stdout.strip()}"
 
 
 def test_the_checker_finds_a_cycle_through_function_level_imports(tmp_path: Path) -> None:

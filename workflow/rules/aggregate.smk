@@ -14,18 +14,19 @@ rule workflow_plan:
         "printf '%s' {params.text:q} > {output} 2> {log}"
 
 
-# Written by Snakemake itself (a table can be megabytes: too long for a shell argument, and a process that would
-# re-plan the whole config per experiment costs seconds); the plan file is the input, so a changed plan rewrites it.
-rule experiment_table:
+# Written by Snakemake itself, every experiment's table in one job: a table can be megabytes (too long for a shell
+# argument), and a `run:` job is a fresh Snakemake process that re-plans the whole config (seconds), so one job per
+# experiment paid that once per experiment. The plan file is the input: a changed plan rewrites the tables.
+rule experiment_tables:
     input:
         f"results/plans/{NAME}.json",
     output:
-        f"results/tables/{NAME}/{{experiment}}.json",
+        [f"results/tables/{NAME}/{experiment}.json" for experiment in EXPERIMENTS],
     log:
-        f"results/logs/tables/{NAME}/{{experiment}}.log",
+        f"results/logs/tables/{NAME}.log",
     localrule: True
     run:
-        write_experiment_table(wildcards.experiment, output[0], log[0])
+        write_experiment_tables(output, log[0])
 
 
 rule aggregate:

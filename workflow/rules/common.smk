@@ -95,11 +95,15 @@ def workflow_plan_text(wildcards):
     return json.dumps(PLAN.config, sort_keys=True, separators=(",", ":")) + "\n"
 
 
-def write_experiment_table(experiment, path, log):
-    """The experiment's members (variant, env, seed, run id, tags): what `aggregate` reads and labels runs by."""
-    text = PLAN.experiment_table_text(experiment)
-    Path(path).write_text(text)
-    Path(log).write_text(f"{path}: {len(PLAN.experiment_members(experiment))} members, {len(text)} bytes\n")
+def write_experiment_tables(paths, log):
+    """Every experiment's members (variant, env, seed, run id, tags), one file per experiment in EXPERIMENTS order:
+    what `aggregate` reads and labels runs by."""
+    lines = []
+    for experiment, path in zip(EXPERIMENTS, paths, strict=True):
+        text = PLAN.experiment_table_text(experiment)
+        Path(path).write_text(text)
+        lines.append(f"{path}: {len(PLAN.experiment_members(experiment))} members, {len(text)} bytes\n")
+    Path(log).write_text("".join(lines))
 
 
 def figure_spec_text(wildcards):

@@ -23,8 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from neuroplastic import runlog
-from neuroplastic.config import ConfigError, run_id
-from neuroplastic.runs import resolve
+from neuroplastic.config import ConfigError, parse, run_id
 
 KEY_COLUMNS = ["experiment", "label", "variant", "env", "seed", "run_id"]
 
@@ -53,7 +52,8 @@ def read_run(run_dir: Path, member: dict[str, Any]) -> pd.DataFrame:
 
     cfg_path = run_dir / runlog.CONFIG_JSON
     try:
-        cfg = resolve(json.loads(cfg_path.read_text()), source=str(cfg_path))
+        # The stored config is the resolved one: parsing it (no registry, no torch) gives back its run id.
+        cfg = parse(json.loads(cfg_path.read_text()), source=str(cfg_path))
     except (OSError, json.JSONDecodeError, ConfigError) as err:
         raise AggregationError(f"{who}: cannot read {cfg_path}: {err}") from None
     if run_id(cfg) != member["run_id"] or done_info.get("run_id") != member["run_id"]:

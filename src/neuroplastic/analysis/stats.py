@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import trim_mean
 
 STATISTICS = ("iqm", "mean", "median", "optimality_gap")
 
@@ -30,6 +29,14 @@ def _rliable():
     from rliable import metrics
 
     return rly, metrics
+
+
+def _trim_mean(x: np.ndarray, proportion: float, axis: int) -> np.ndarray:
+    # scipy.stats costs ~1 s to import; only the bootstrap paths (which load rliable, and scipy with it) need it,
+    # so rendering a figure or table does not.
+    from scipy.stats import trim_mean
+
+    return trim_mean(x, proportion, axis=axis)
 
 
 def _seeded(seed: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -149,7 +156,7 @@ def curve_estimates(
         if statistic == "mean":
             return flat.mean(axis=0)
         if statistic == "iqm":
-            return trim_mean(flat, 0.25, axis=0)
+            return _trim_mean(flat, 0.25, axis=0)
         if statistic == "median":
             return np.median(flat, axis=0)
         raise StatsError(f"curves support mean, iqm, median; got {statistic!r}")
