@@ -121,9 +121,25 @@ def test_gl_failure_message_names_the_backend(monkeypatch):
 
     env = envs.make_env("dmc-pixels:cartpole-swingup", 0)
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise AttributeError("'NoneType' object has no attribute 'glGetError'")
 
-    monkeypatch.setattr(env._env.physics, "render", broken)
+    from dm_control.mujoco import engine  # after make_env: it picks the GL backend before dm_control loads
+
+    monkeypatch.setattr(engine.Camera, "render", broken)
     with pytest.raises(GLContextError, match="Try MUJOCO_GL=osmesa"):
         env.reset(seed=0)
+
+
+def test_pixel_frames_match_a_fresh_camera_per_frame():
+    # The env keeps one camera; dm_control's `physics.render` makes a new one per frame. Same pixels, also after
+    # the episode ends and a new one starts (the scene must follow the physics, not keep its first state).
+    env = envs.make_env("dmc-pixels:cartpole-swingup", 3, {"episode_frames": 8, "size": 24})
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        env.reset()
+        for _ in range(4):
+            obs = env.step(rng.uniform(-1, 1, env.action_space.shape))[0]
+            fresh = env._env.physics.render(height=24, width=24, camera_id=env.camera).transpose(2, 0, 1)
+            assert np.array_equal(obs[-3:], fresh)
+    assert not np.array_equal(obs[-3:], obs[:3])  # the frames move
