@@ -82,6 +82,11 @@ class Plan:
         """The file `neuroplastic train` reads: the resolved config, byte-identical to the run's config.json."""
         return json.dumps(self.runs[run_id], indent=2, sort_keys=True) + "\n"
 
+    def plan_text(self) -> str:
+        """The plan file: the validated config with every default filled. Planning it again gives the same
+        runs and experiment tables (the workflow writes the tables from it)."""
+        return json.dumps(self.config, sort_keys=True, separators=(",", ":")) + "\n"
+
     def experiment_table_text(self, experiment: str) -> str:
         rows = [m.as_row() for m in self.experiment_members(experiment)]
         return json.dumps({"experiment": experiment, "members": rows}, indent=2, sort_keys=True) + "\n"

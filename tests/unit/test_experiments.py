@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from neuroplastic import cli, runs
 from neuroplastic import config as run_config
-from neuroplastic import runs
 from neuroplastic.experiments import WorkflowConfigError, load_config, plan_from_dict, plan_from_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,6 +139,21 @@ def test_committed_configs_plan(name):
             assert len(seeds_of(exp)) >= 7
     else:
         assert all(int(r["steps"]) <= 2000 for r in plan.runs.values())
+
+
+@pytest.mark.parametrize("name", ["smoke", "paper"])
+def test_the_plan_file_plans_the_same_runs_and_tables(name, tmp_path):
+    # The workflow writes the experiment tables by planning its plan file again (`plan --tables-dir`).
+    plan = plan_from_file(REPO / "config" / f"{name}.yaml")
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan.plan_text())
+    assert cli.main(["plan", "--configfile", str(plan_file), "--tables-dir", str(tmp_path / "tables")]) == 0
+    again = plan_from_file(plan_file)
+    assert again.runs == plan.runs
+    for experiment in plan.config["experiments"]:
+        expected = plan.experiment_table_text(experiment)
+        assert (tmp_path / "tables" / f"{experiment}.json").read_text() == expected
+    assert len(list((tmp_path / "tables").iterdir())) == len(plan.config["experiments"])
 
 
 def test_committed_configs_have_no_line_over_120_characters():

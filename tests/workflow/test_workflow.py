@@ -37,7 +37,7 @@ def test_dry_run_lists_every_run_and_figure(name, tmp_path):
     batches = plan.train_batches()
     assert counts.get("train", 0) == len(plan.runs) - sum(len(ids) for ids in batches.values())
     assert sorted(k for k in counts if k.startswith("train_batch_")) == sorted(batches)
-    if name == "smoke":  # every smoke run is batched, 6 per job, all in one resource class
+    if name == "smoke":  # every smoke run is batched, `runs_per_job` per job, all in one resource class
         assert sorted(r for ids in batches.values() for r in ids) == sorted(plan.runs)
         assert len(batches) == math.ceil(len(plan.runs) / plan.config["train"]["runs_per_job"])
     else:

@@ -14,9 +14,8 @@ rule workflow_plan:
         "printf '%s' {params.text:q} > {output} 2> {log}"
 
 
-# Written by Snakemake itself, every experiment's table in one job: a table can be megabytes (too long for a shell
-# argument), and a `run:` job is a fresh Snakemake process that re-plans the whole config (seconds), so one job per
-# experiment paid that once per experiment. The plan file is the input: a changed plan rewrites the tables.
+# Every experiment's member table, from the plan file (the validated config with its defaults: planning it again
+# gives the same runs), in one process: planning costs seconds, so one job per experiment paid it per experiment.
 rule experiment_tables:
     input:
         f"results/plans/{NAME}.json",
@@ -24,9 +23,14 @@ rule experiment_tables:
         [f"results/tables/{NAME}/{experiment}.json" for experiment in EXPERIMENTS],
     log:
         f"results/logs/tables/{NAME}.log",
+    params:
+        tables=output_dir,
+        schema=str(SCHEMA),
+        neuroplastic=NEUROPLASTIC,
     localrule: True
-    run:
-        write_experiment_tables(output, log[0])
+    shell:
+        "{params.neuroplastic} plan --configfile {input} --schema {params.schema} --tables-dir {params.tables} "
+        "> {log} 2>&1"
 
 
 rule aggregate:

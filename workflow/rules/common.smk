@@ -1,7 +1,6 @@
 # Config → plan: validation, expansion of experiments into runs (deduplicated by run id) and the helper
 # functions the rules use. No lambdas in rules: every input/param function lives here.
 import copy
-import json
 import math
 import os
 import re
@@ -91,19 +90,7 @@ def run_config_text(wildcards):
 
 
 def workflow_plan_text(wildcards):
-    """The validated config with every default filled: what the experiment tables are expanded from."""
-    return json.dumps(PLAN.config, sort_keys=True, separators=(",", ":")) + "\n"
-
-
-def write_experiment_tables(paths, log):
-    """Every experiment's members (variant, env, seed, run id, tags), one file per experiment in EXPERIMENTS order:
-    what `aggregate` reads and labels runs by."""
-    lines = []
-    for experiment, path in zip(EXPERIMENTS, paths, strict=True):
-        text = PLAN.experiment_table_text(experiment)
-        Path(path).write_text(text)
-        lines.append(f"{path}: {len(PLAN.experiment_members(experiment))} members, {len(text)} bytes\n")
-    Path(log).write_text("".join(lines))
+    return PLAN.plan_text()
 
 
 def figure_spec_text(wildcards):

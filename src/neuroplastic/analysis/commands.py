@@ -29,6 +29,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
             return _fail(f"experiment {args.experiment_table!r} is not declared in {args.configfile}")
         print(plan.experiment_table_text(args.experiment_table), end="")
         return 0
+    if args.tables_dir:
+        tables = Path(args.tables_dir)
+        tables.mkdir(parents=True, exist_ok=True)
+        for experiment in plan.config["experiments"]:
+            text = plan.experiment_table_text(experiment)
+            (tables / f"{experiment}.json").write_text(text)
+            print(f"{tables / experiment}.json: {len(plan.experiment_members(experiment))} members, {len(text)} bytes")
+        return 0
     out = {
         "name": plan.name,
         "runs": len(plan.runs),
@@ -160,6 +168,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--configfile", required=True)
     p.add_argument("--members", action="store_true", help="also list every (experiment, variant, env, seed, run id)")
     p.add_argument("--experiment-table", metavar="EXPERIMENT", help="print that experiment's member table (JSON)")
+    p.add_argument("--tables-dir", metavar="DIR", help="write every experiment's member table to DIR/<experiment>.json")
     p.add_argument("--schema", default=None, help="config schema (default: workflow/schemas/config.schema.yaml)")
     p.set_defaults(func=cmd_plan)
 
