@@ -213,17 +213,22 @@ sys.exit(1 if failed else 0)
 """
 
 
-def test_every_module_imports_as_the_first_one() -> None:
-    # A cycle that the graph tolerates (type-only or within 3 modules) still breaks at run time when one of its
-    # modules reads a half-initialised other; which one is loaded first decides it (the Snakefile loads
-    # `experiments` first, the tests mostly `config`), so every module is tried first.
-    proc = subprocess.run(
-        [sys.executable, "-c", _IMPORT_EACH_FIRST, *module_files()],
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code args…` in a fresh interpreter that imports the package from SRC."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         timeout=600,
         env={**os.environ, "PYTHONPATH": str(SRC)},
     )
+
+
+def test_every_module_imports_as_the_first_one() -> None:
+    # A cycle that the graph tolerates (type-only or within 3 modules) still breaks at run time when one of its
+    # modules reads a half-initialised other; which one is loaded first decides it (the Snakefile loads
+    # `experiments` first, the tests mostly `config`), so every module is tried first.
+    proc = _python(_IMPORT_EACH_FIRST, *module_files())
     assert proc.returncode == 0, f"modules that fail when imported first:\n{proc.stdout}{proc.stderr[-2000:]}"
 
 
@@ -237,14 +242,7 @@ _STEP_MODULES = {
 
 def test_workflow_steps_load_only_what_they_need() -> None:
     for step, (module, absent) in _STEP_MODULES.items():
-        code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "PYTHONPATH": str(SRC)},
-        )
+        proc = _python(f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))")
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip() == "", f"the {step} step ({module}) loads {proc.stdout.strip()}"
 
